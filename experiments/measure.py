@@ -1,0 +1,133 @@
+"""Measurement: accuracy, parameter counts, sparsity, MACs (dense and effective) and latency."""
+from __future__ import annotations
+
+import statistics
+import time
+from contextlib import nullcontext
+from typing import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+PRUNABLE_TYPES = (nn.Conv2d, nn.Linear)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: Iterable, device: torch.device | str | None = None,
+             amp_dtype: torch.dtype | None = None, topk: tuple[int, ...] = (1, 5)) -> dict:
+    """Top-1 (and top-5 when there are more than 10 classes) accuracy in %, and mean CE loss."""
+    was_training = model.training
+    model.eval()
+    correct = {k: 0 for k in topk}
+    loss_sum, n = 0.0, 0
+    num_classes = None
+    for x, y in loader:
+        if device is not None:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        ctx = torch.autocast(x.device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
+        with ctx:
+            logits = model(x)
+        logits = logits.float()
+        num_classes = logits.shape[1]
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+        top = logits.topk(min(max(topk), num_classes), dim=1).indices
+        hit = top == y[:, None]
+        for k in topk:
+            correct[k] += hit[:, :k].any(dim=1).sum().item()
+        n += y.numel()
+    model.train(was_training)
+    if n == 0:
+        return {"acc": float("nan"), "loss": float("nan")}
+    out = {"acc": 100.0 * correct[1] / n, "loss": loss_sum / n}
+    if num_classes and num_classes > 10 and 5 in topk:
+        out["acc5"] = 100.0 * correct[5] / n
+    return out
+
+
+def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """Conv2d / Linear modules by qualified name (the weights unstructured methods mask)."""
+    return {name: m for name, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)}
+
+
+def layer_density(model: nn.Module) -> dict[str, float]:
+    """Fraction of non-zero effective weights per prunable layer."""
+    return {name: float((m.weight != 0).float().mean()) for name, m in prunable_layers(model).items()}
+
+
+def param_counts(model: nn.Module) -> dict:
+    """Total / non-zero parameters, and the same over prunable (conv/linear) weights.
+
+    Measure a *finalized* model: mask parametrizations baked into plain weights (methods' ``finalize``).
+    """
+    params = list(model.parameters())
+    prunable = [m.weight for m in prunable_layers(model).values()]
+    w_total = sum(w.numel() for w in prunable)
+    w_nonzero = sum(int((w != 0).sum()) for w in prunable)
+    return {"params_total": sum(p.numel() for p in params),
+            "params_nonzero": sum(int((p != 0).sum()) for p in params),
+            "prunable_total": w_total, "prunable_nonzero": w_nonzero,
+            "sparsity": 1.0 - w_nonzero / max(w_total, 1)}
+
+
+@torch.no_grad()
+def layer_macs(model: nn.Module, example_input: torch.Tensor) -> dict[str, int]:
+    """Dense multiply-accumulates of each Conv2d/Linear layer for one forward of ``example_input``."""
+    macs: dict[str, int] = {}
+    handles = []
+    for name, m in prunable_layers(model).items():
+        def hook(mod, inp, out, name=name):
+            if isinstance(mod, nn.Conv2d):
+                per_out = mod.in_channels // mod.groups * mod.kernel_size[0] * mod.kernel_size[1]
+                macs[name] = macs.get(name, 0) + out.numel() * per_out
+            else:
+                macs[name] = macs.get(name, 0) + out.numel() * mod.in_features
+        handles.append(m.register_forward_hook(hook))
+    was_training = model.training
+    model.eval()
+    try:
+        model(example_input)
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    return macs
+
+
+def count_macs(model: nn.Module, example_input: torch.Tensor) -> dict:
+    """Dense MACs (torch-pruning's counter) and effective MACs (conv/linear MACs scaled by layer density).
+
+    ``example_input`` should have batch size 1 so the numbers are per image.
+    """
+    import torch_pruning as tp
+
+    was_training = model.training
+    model.eval()
+    try:
+        dense, _ = tp.utils.count_ops_and_params(model, example_inputs=example_input)
+    finally:
+        model.train(was_training)
+    per_layer = layer_macs(model, example_input)
+    density = layer_density(model)
+    saved = sum(macs * (1.0 - density[name]) for name, macs in per_layer.items())
+    return {"macs_dense": int(dense), "macs_effective": int(round(dense - saved)), "layer_macs": per_layer}
+
+
+@torch.no_grad()
+def latency_ms(model: nn.Module, example_input: torch.Tensor, repeats: int = 20, warmup: int = 3) -> float:
+    """Median wall-clock of one forward (ms); warm-up runs excluded, CUDA synchronised."""
+    was_training = model.training
+    model.eval()
+    sync = torch.cuda.synchronize if example_input.is_cuda else (lambda: None)
+    times = []
+    try:
+        for i in range(warmup + repeats):
+            sync()
+            t0 = time.perf_counter()
+            model(example_input)
+            sync()
+            if i >= warmup:
+                times.append((time.perf_counter() - t0) * 1e3)
+    finally:
+        model.train(was_training)
+    return statistics.median(times)

@@ -1,0 +1,53 @@
+"""The interface a pruning method implements to plug into the pipeline.
+
+The core never imports a method package: ``conf/method/<name>.yaml`` names a subclass of ``Method``
+by ``_target_`` and the pipeline calls its stage functions in order. The base class is the ``dense``
+method: no pruning, optional fine-tuning (the "dense + same extra fine-tuning" control).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from torch import nn
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .context import StageContext
+    from .train import Callback, FitResult
+
+
+class Method:
+    """Stage functions; each reads/writes ``ctx`` (``ctx.model``, ``ctx.artifacts``, ``ctx.metrics``)."""
+
+    #: ``True`` when the method starts from the trained dense model (pretrain stage output);
+    #: at-initialisation methods (SNIP, SynFlow, from-scratch controls) set it to ``False``.
+    needs_dense: bool = True
+
+    def __init__(self, name: str = "dense", finetune: bool = False):
+        self.name = name
+        self.do_finetune = finetune
+
+    def calibrate(self, ctx: "StageContext") -> None:
+        """Collect statistics (activations, gradients) before pruning."""
+
+    def prune(self, ctx: "StageContext") -> None:
+        """Remove or mask weights/units of ``ctx.model`` (may replace it)."""
+
+    def callbacks(self, ctx: "StageContext") -> list["Callback"]:
+        """Hook points for the fine-tune/regrow loop."""
+        return []
+
+    def finetune(self, ctx: "StageContext") -> "FitResult | None":
+        """Fine-tune (or regrow) ``ctx.model``; the default trains it with ``callbacks``."""
+        if not self.do_finetune:
+            return None
+        return ctx.fit(ctx.model, callbacks=self.callbacks(ctx), phase="finetune")
+
+    def finalize(self, model: nn.Module) -> nn.Module:
+        """An ordinary ``nn.Module`` (masks baked in) for measurement and export."""
+        return model
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass

@@ -1,0 +1,249 @@
+"""The stage pipeline: pretrain → calibrate → prune → finetune → evaluate (→ route).
+
+``run(cfg)`` validates the config, instantiates the method (``cfg.method._target_``), runs the
+configured stages, writes one record to the results store, and logs to W&B. Dense models are cached
+under a key of (dataset, model, pretrain recipe, seed) so a sweep trains each dense model once.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from .checkpoint import CheckpointError, config_key, load_model, save_model
+from .config_check import ConfigError, validate
+from .context import StageContext
+from .data import DatasetUnavailable, create_dataset
+from .measure import count_macs, latency_ms, layer_density, param_counts
+from .method import Method
+from .results import ResultsStore
+from .seeding import resolve_device, seed_everything
+from .tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+#: Errors a user can cause: reported as one line, recorded as a failed run, never a traceback.
+USER_ERRORS = (ConfigError, DatasetUnavailable, CheckpointError, FileNotFoundError, PermissionError, ValueError)
+
+
+class RunFailed(RuntimeError):
+    """Raised after a failed run has been recorded; ``args[0]`` is the one-line error."""
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
+
+
+def build_data(cfg: DictConfig, device: torch.device):
+    d = OmegaConf.to_container(cfg.dataset, resolve=True)
+    name = d.pop("name")
+    root = d.pop("root", None) or cfg.data_root
+    return create_dataset(name, root=root, seed=cfg.seed, device=device, **d)
+
+
+# -- stages ------------------------------------------------------------------------------------
+def dense_cache_path(ctx: StageContext) -> Path:
+    cfg = ctx.cfg
+    key = config_key(OmegaConf.to_container(cfg.dataset, resolve=True),
+                     OmegaConf.to_container(cfg.model, resolve=True),
+                     OmegaConf.to_container(cfg.trainer.pretrain, resolve=True), cfg.seed)
+    return ctx.results_dir / "cache" / "dense" / f"{cfg.dataset.name}-{cfg.model.name}-s{cfg.seed}-{key}.pt"
+
+
+def stage_pretrain(ctx: StageContext, method: Method) -> None:
+    """Train (or reuse from the cache) the dense model; record its test accuracy."""
+    cache = dense_cache_path(ctx)
+    if ctx.cfg.cache_dense and cache.exists():
+        model, meta = load_model(cache, ctx.device)
+        ctx.model = ctx.prepare(model)
+        ctx.metrics["dense_test_acc"] = meta.get("test_acc")
+        log.info("reusing cached dense model %s (test acc %.2f%%)", cache, meta.get("test_acc", float("nan")))
+    else:
+        ctx.model = ctx.build_model()
+        if int(ctx.cfg.trainer.pretrain.epochs) > 0:
+            ctx.fit(ctx.model, phase="pretrain")
+        acc = ctx.evaluate(ctx.model)["acc"]
+        ctx.metrics["dense_test_acc"] = acc
+        save_model(cache, ctx.model, ctx.model_spec, {"test_acc": acc, "run_id": ctx.run_id})
+        log.info("dense model: test acc %.2f%% (cached at %s)", acc, cache)
+    ctx.checkpoints["dense"] = cache
+
+
+def stage_calibrate(ctx: StageContext, method: Method) -> None:
+    method.calibrate(ctx)
+
+
+def stage_prune(ctx: StageContext, method: Method) -> None:
+    method.prune(ctx)
+    if ctx.cfg.save_checkpoints:
+        ctx.save_model("pruned", method.finalize(ctx.copy_model(ctx.model)))
+
+
+def stage_finetune(ctx: StageContext, method: Method) -> None:
+    result = method.finetune(ctx)
+    if result is not None:
+        ctx.metrics["test_acc_best"] = result.best_test_acc
+        ctx.metrics["test_acc_at_best_val"] = result.test_at_best_val
+        ctx.metrics["val_acc_best"] = result.best_val_acc
+
+
+def stage_evaluate(ctx: StageContext, method: Method) -> None:
+    """Finalize, then measure accuracy, sparsity, params, MACs and latency of the final model."""
+    model = method.finalize(ctx.model)
+    ctx.model = model
+    m = ctx.metrics
+    test = ctx.evaluate(model)
+    m["test_acc"] = test["acc"]
+    m["test_loss"] = test["loss"]
+    if "acc5" in test:
+        m["test_acc5"] = test["acc5"]
+    if m.get("test_acc_best") is None or not m["test_acc_best"] >= m["test_acc"]:
+        m["test_acc_best"] = max(m.get("test_acc_best") or float("-inf"), m["test_acc"])
+    counts = param_counts(model)
+    dense_prunable = ctx.artifacts.get("dense_counts", counts)["prunable_total"]
+    m.update({k: counts[k] for k in ("params_total", "params_nonzero")})
+    m["sparsity"] = 1.0 - counts["prunable_nonzero"] / max(dense_prunable, 1)
+    m["layer_density"] = layer_density(model)
+    example = ctx.data.example_input(1)
+    macs = count_macs(model, example)
+    m["macs_dense"], m["macs_effective"] = macs["macs_dense"], macs["macs_effective"]
+    reps = int(ctx.cfg.measure.latency_repeats)
+    if reps > 0:
+        m["latency_ms_bs1"] = latency_ms(model, example, repeats=reps)
+        m["latency_ms_bs64"] = latency_ms(model, ctx.data.example_input(64), repeats=reps)
+    m["device"] = str(ctx.device)
+    if ctx.cfg.save_checkpoints:
+        ctx.save_model("final", model, {"test_acc": m["test_acc"], "sparsity": m["sparsity"]})
+
+
+def stage_route(ctx: StageContext, method: Method) -> None:
+    router = ctx.cfg.get("routing")
+    if router is None or "_target_" not in router:
+        return
+    ctx.metrics.update(instantiate(router).run(ctx) or {})
+
+
+STAGES = {"pretrain": stage_pretrain, "calibrate": stage_calibrate, "prune": stage_prune,
+          "finetune": stage_finetune, "evaluate": stage_evaluate, "route": stage_route}
+
+
+# -- the run -----------------------------------------------------------------------------------
+def summary_table(metrics: dict) -> str:
+    rows = [("test acc (%)", metrics.get("dense_test_acc"), metrics.get("test_acc")),
+            ("sparsity", 0.0, metrics.get("sparsity")),
+            ("params (non-zero)", metrics.get("dense_params"), metrics.get("params_nonzero")),
+            ("MACs (effective)", metrics.get("dense_macs"), metrics.get("macs_effective")),
+            ("latency bs1 (ms)", metrics.get("dense_latency_ms_bs1"), metrics.get("latency_ms_bs1")),
+            ("latency bs64 (ms)", metrics.get("dense_latency_ms_bs64"), metrics.get("latency_ms_bs64"))]
+
+    def fmt(v):
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            return f"{v:.4f}" if abs(v) < 1 else f"{v:,.2f}"
+        return f"{v:,}"
+    lines = [f"| {'':18} | {'dense':>14} | {'final':>14} |", f"|{'-' * 20}|{'-' * 16}|{'-' * 16}|"]
+    lines += [f"| {name:18} | {fmt(d):>14} | {fmt(f):>14} |" for name, d, f in rows]
+    return "\n".join(lines)
+
+
+def measure_dense(ctx: StageContext) -> None:
+    """Dense reference numbers for the summary (params, MACs, latency) before any pruning."""
+    if ctx.model is None:
+        return
+    counts = param_counts(ctx.model)
+    ctx.artifacts["dense_counts"] = counts
+    ctx.metrics["dense_params"] = counts["params_total"]
+    ctx.metrics["dense_macs"] = count_macs(ctx.model, ctx.data.example_input(1))["macs_dense"]
+    reps = int(ctx.cfg.measure.latency_repeats)
+    if reps > 0 and ctx.cfg.measure.dense_latency:
+        ctx.metrics["dense_latency_ms_bs1"] = latency_ms(ctx.model, ctx.data.example_input(1), repeats=reps)
+        ctx.metrics["dense_latency_ms_bs64"] = latency_ms(ctx.model, ctx.data.example_input(64), repeats=reps)
+
+
+def run(cfg: DictConfig) -> dict:
+    """Run every configured stage and return the written record (raises ``RunFailed`` on failure)."""
+    started = _now()
+    run_id = f"{_dt.datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+    store = ResultsStore(cfg.results_dir)
+    record = {"run_id": run_id, "experiment": cfg.get("experiment_name", "main"), "status": "failed",
+              "error": None, "started": started, "git_commit": git_commit(), "seed": cfg.get("seed"),
+              "config": OmegaConf.to_container(cfg, resolve=False), "metrics": {}, "stage_seconds": {}}
+    tracker = None
+    try:
+        validate(cfg)
+        record["config"] = OmegaConf.to_container(cfg, resolve=True)
+        store.check_writable()
+        seed_everything(int(cfg.seed), bool(cfg.deterministic))
+        device = resolve_device(str(cfg.device))
+        method = instantiate(cfg.method)
+        if not isinstance(method, Method):
+            raise ConfigError(f"method._target_={cfg.method._target_} is not a experiments.method.Method subclass")
+        data = build_data(cfg, device)
+        lg = cfg.logger
+        tracker = Tracker(mode=lg.mode, project=lg.project, entity=lg.get("entity"),
+                          group=lg.get("group") or record["experiment"], job_type=method.name,
+                          name=run_id, tags=list(lg.get("tags") or []), config=record["config"],
+                          results_dir=Path(cfg.results_dir))
+        ctx = StageContext(cfg=cfg, data=data, device=device, tracker=tracker, run_id=run_id,
+                           results_dir=Path(cfg.results_dir), metrics=record["metrics"])
+        ctx.artifacts["method"] = method
+        stages = list(cfg.stages)
+        if "pretrain" not in stages or not method.needs_dense:
+            if "pretrain" in stages:  # at-init methods still get the dense accuracy for reference
+                t0 = time.perf_counter()
+                stage_pretrain(ctx, method)
+                record["stage_seconds"]["pretrain"] = time.perf_counter() - t0
+                stages.remove("pretrain")
+            ctx.model = ctx.build_model()
+        for name in stages:
+            if name != "pretrain" and "dense_counts" not in ctx.artifacts:
+                measure_dense(ctx)  # reference numbers of the model before pruning
+            t0 = time.perf_counter()
+            log.info("stage %s", name)
+            STAGES[name](ctx, method)
+            record["stage_seconds"][name] = time.perf_counter() - t0
+        record["checkpoints"] = {k: str(v) for k, v in ctx.checkpoints.items()}
+        record["status"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - every failure is recorded, then re-raised as RunFailed
+        record["error"] = one_line(exc)
+        record["finished"] = _now()
+        if not isinstance(exc, PermissionError):
+            try:
+                store.append(record)
+            except OSError:
+                pass
+        if tracker is not None:
+            tracker.finish(exit_code=1)
+        if isinstance(exc, USER_ERRORS) or isinstance(exc, FloatingPointError):
+            raise RunFailed(record["error"]) from None
+        raise RunFailed(record["error"]) from exc
+    record["finished"] = _now()
+    written = store.append(record)
+    m = record["metrics"]
+    tracker.summary({k: v for k, v in m.items() if isinstance(v, (int, float))})
+    tracker.finish()
+    log.info("run %s finished: test acc %.2f%%, sparsity %.4f\n%s", run_id, m.get("test_acc", float("nan")),
+             m.get("sparsity") or 0.0, summary_table(m))
+    return written
