@@ -11,4 +11,9 @@ def main(cfg: DictConfig):
 
 
 if __name__ == "__main__":
+    import sys
+
+    from experiments.cli import preflight
+
+    preflight(sys.argv[1:])
     main()

@@ -21,6 +21,22 @@ def _is_multirun() -> bool:
         return False
 
 
+def preflight(argv: list[str]) -> None:
+    """Checks that must happen before Hydra creates its run dir under ``results_dir``.
+
+    Hydra makes ``<results_dir>/hydra/...`` before the task starts, so an unwritable results dir
+    would surface as a Hydra traceback; check it here and exit with one line instead.
+    """
+    from .results import ResultsStore
+
+    values = [a.split("=", 1)[1] for a in argv if a.lstrip("+").startswith("results_dir=")]
+    try:
+        ResultsStore(values[-1] if values else "results").check_writable()
+    except PermissionError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
 def main_entry(cfg: DictConfig) -> float | None:
     """Returns the final test accuracy (for Hydra sweepers). A failed run is recorded; in a multirun
     the sweep goes on, a single run exits with status 1 after printing the error line."""
