@@ -57,7 +57,8 @@ class Router:
     def __init__(self, policy: str = "confidence", name: str | None = None, full_checkpoint: str | None = None,
                  pruned_checkpoint: str | None = None, n_points: int = 64, selection: str = "match_full",
                  tolerance: float = 0.1, target_rate: float | None = None, compare: list | None = None,
-                 timing_repeats: int = 3, timing_batch_size: int | None = None, seed: int = 0,
+                 timing_repeats: int = 3, timing_batch_size: int | None = None, timing_max_samples: int | None = 2000,
+                 seed: int = 0,
                  policy_kwargs: dict | None = None):
         self.policy_name = policy
         self.policy = create_policy(policy, seed=seed, **dict(policy_kwargs or {}))
@@ -66,6 +67,7 @@ class Router:
         self.n_points, self.selection, self.tolerance, self.target_rate = int(n_points), selection, tolerance, target_rate
         self.compare = [c for c in (compare or []) if c != policy]
         self.timing_repeats, self.timing_batch_size, self.seed = int(timing_repeats), timing_batch_size, seed
+        self.timing_max_samples = timing_max_samples
         if self.n_points < 2:
             raise ValueError(f"routing.n_points={n_points} must be ≥ 2 (≥ 50 for a Pareto curve)")
 
@@ -152,7 +154,8 @@ class Router:
         rows.append({"method": "random (matched rate, expected)", "acc": float(random_expected_accuracy(p, full_test, pruned_test)),
                      "escalation": p, "cost_mixture": float(pt["cost_mixture"]), "cost_cascade": float(pt["cost_cascade"])})
         for name, (_, row) in chosen.items():
-            rows.append({"method": f"adaptive ({name})", "acc": float(row["acc_test"]),
+            label = f"adaptive ({name})" if name == self.policy.name else f"compare: {name}"
+            rows.append({"method": label, "acc": float(row["acc_test"]),
                          "escalation": float(row["escalation_test"]), "cost_mixture": float(row["cost_mixture"]),
                          "cost_cascade": float(row["cost_cascade"]), "tau": float(row["tau"]),
                          "auroc": float(row["auroc_test"])})
@@ -183,7 +186,12 @@ class Router:
 
     def time_cascade(self, ctx, full: nn.Module, pruned: nn.Module, tau: float) -> dict:
         bs = int(self.timing_batch_size or ctx.cfg.trainer.eval_batch_size)
-        batches = [(x.to(ctx.device), y.to(ctx.device)) for x, y in ctx.data.loader("test", bs)]
+        batches, n = [], 0
+        for x, y in ctx.data.loader("test", bs):
+            if self.timing_max_samples is not None and n >= self.timing_max_samples:
+                break
+            batches.append((x.to(ctx.device), y.to(ctx.device)))
+            n += len(y)
 
         def gate(out: SplitOutputs) -> torch.Tensor:
             return self.policy.score(out).to(out.labels.device) < tau

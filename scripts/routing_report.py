@@ -1,0 +1,168 @@
+"""Routing tables and Pareto figures from the results store (AGF paper §3.4 format).
+
+Reads every ok record with routing metrics (and the per-run CSVs they point to) and writes
+  results/tables/routing_summary.{md,csv}   paper format: static full / static pruned / random / adaptive,
+                                            both cost conventions, the paper's reported rows beside ours
+  results/tables/routing_sizes.{md,csv}     one row per run (expert size): MAC ratio, escalation, costs,
+                                            wall-clock ratio; the cheapest cascade that matches the full model
+  results/figures/routing_pareto.{png,pdf}          accuracy vs relative cost, every run, both conventions
+  results/figures/routing_pareto_signals.{png,pdf}  policies compared on one run (cascade cost)
+
+    python scripts/routing_report.py [--results-dir results] [--experiment agf/routing]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from experiments.results import ResultsStore  # noqa: E402
+from routing.reported import reported_rows  # noqa: E402
+
+
+def routing_runs(results_dir: str, experiment: str) -> list[dict]:
+    runs = [r for r in ResultsStore(results_dir).records()
+            if r.get("status") == "ok" and (r.get("metrics") or {}).get("routing_curve_csv")
+            and str(r.get("experiment", "")).startswith(experiment)]
+    return [r for r in runs if Path(r["metrics"]["routing_curve_csv"]).exists()]
+
+
+def expert_label(r: dict) -> str:
+    cfg, m = r.get("config") or {}, r["metrics"]
+    method = cfg.get("method") or {}
+    keep = method.get("keep")
+    keep = f"keep {float(keep):.0%}" if keep is not None else f"sparsity {(cfg.get('sparsity') or {}).get('target')}"
+    return f"{cfg.get('model', {}).get('name')} {method.get('name')} {keep} ({m['routing_mac_ratio']:.2f}x MACs)"
+
+
+def sizes_table(runs: list[dict]) -> pd.DataFrame:
+    rows = []
+    for r in runs:
+        m = r["metrics"]
+        rows.append({"run_id": r["run_id"], "experiment": r["experiment"], "expert": expert_label(r),
+                     "policy": m["routing_policy"], "full_acc": m["routing_full_acc"],
+                     "pruned_acc": m["routing_pruned_acc"], "mac_ratio": m["routing_mac_ratio"],
+                     "tau": m.get("routing_tau"), "escalation": m["routing_escalation_rate"],
+                     "routed_acc": m["routing_acc"], "matches_full": m["routing_matches_full"],
+                     "cost_mixture": m["routing_cost_mixture"], "cost_cascade": m["routing_cost_cascade"],
+                     "break_even_escalation": m["routing_break_even_rate"],
+                     "wallclock_ratio": m.get("routing_wallclock_ratio"),
+                     "auroc": m.get("routing_auroc")})
+    df = pd.DataFrame(rows)
+    if len(df):
+        ok = df[df.matches_full]
+        df["cheapest_cascade"] = False
+        if len(ok):
+            df.loc[ok.cost_cascade.idxmin(), "cheapest_cascade"] = True
+    return df
+
+
+def summary_table(runs: list[dict]) -> pd.DataFrame:
+    parts = []
+    for r in runs:
+        s = pd.read_csv(r["metrics"]["routing_summary_csv"])
+        s.insert(0, "source", f"ours: {expert_label(r)}")
+        parts.append(s)
+    paper = pd.DataFrame(reported_rows()).drop(columns=["cost"])
+    paper.insert(0, "source", "paper (ImageNet-100, ResNet-50, reported)")
+    out = pd.concat(parts + [paper], ignore_index=True)
+    out["escalation"] = out["escalation"].map(lambda p: f"{100 * p:.1f} : {100 * (1 - p):.1f}")
+    return out.rename(columns={"escalation": "routing ratio (full : small)"})
+
+
+def plot_runs(runs: list[dict], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4.6))
+    for i, r in enumerate(runs):
+        m = r["metrics"]
+        c = pd.read_csv(m["routing_curve_csv"])
+        c = c[c.policy == m["routing_policy"]]
+        color = f"C{i % 10}"
+        ax.plot(c.cost_cascade, c.acc_test, "-", color=color, label=f"{expert_label(r)}: cascade")
+        ax.plot(c.cost_mixture, c.acc_test, ":", color=color, label="  mixture (paper convention)")
+        ax.plot([m["routing_mac_ratio"]], [m["routing_pruned_acc"]], "^", color=color)
+        ax.plot([m["routing_cost_cascade"]], [m["routing_acc"]], "*", ms=12, color=color, mec="k")
+        ax.plot([m["routing_mac_ratio"], 1.0], [m["routing_pruned_acc"], m["routing_full_acc"]], "--", color=color,
+                lw=0.6, alpha=0.6)
+    if runs:
+        ax.plot([1.0], [runs[0]["metrics"]["routing_full_acc"]], "s", color="k", label="static full")
+    ax.set_xlabel("relative cost (MACs / full model)")
+    ax.set_ylabel("test top-1 accuracy (%)")
+    ax.set_title("pruned → full routing (★ τ chosen on validation; dashed: random, mixture)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6.5, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path.with_suffix(".png"), dpi=130)
+    fig.savefig(path.with_suffix(".pdf"))
+    plt.close(fig)
+
+
+def plot_signals(run: dict, path: Path) -> None:
+    m = run["metrics"]
+    c = pd.read_csv(m["routing_curve_csv"])
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for i, (name, g) in enumerate(c.groupby("policy", sort=False)):
+        auc = g.auroc_test.iloc[0]
+        ax.plot(g.cost_cascade, g.acc_test, "-", color=f"C{i}", label=f"{name} (AUROC {auc:.3f})")
+    ax.plot([1.0], [m["routing_full_acc"]], "s", color="k", label="static full")
+    ax.plot([m["routing_mac_ratio"]], [m["routing_pruned_acc"]], "^", color="k", label="static pruned")
+    ax.set_xlabel("relative cascade cost (C_pruned + p·C_full) / C_full")
+    ax.set_ylabel("test top-1 accuracy (%)")
+    ax.set_title(f"routing signals: {expert_label(run)}", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path.with_suffix(".png"), dpi=130)
+    fig.savefig(path.with_suffix(".pdf"))
+    plt.close(fig)
+
+
+def markdown(df: pd.DataFrame) -> str:
+    """A GitHub table (no tabulate dependency); floats with 4 significant digits."""
+    def cell(v):
+        if isinstance(v, float):
+            return "" if pd.isna(v) else f"{v:.4g}"
+        return str(v)
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def write(df: pd.DataFrame, stem: Path) -> None:
+    df.to_csv(stem.with_suffix(".csv"), index=False)
+    stem.with_suffix(".md").write_text(markdown(df))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results-dir", default="results")
+    ap.add_argument("--experiment", default="agf/routing", help="record experiment prefix")
+    ap.add_argument("--tables", default=None, help="default: <results-dir>/tables")
+    ap.add_argument("--figures", default=None, help="default: <results-dir>/figures")
+    args = ap.parse_args(argv)
+    runs = routing_runs(args.results_dir, args.experiment)
+    if not runs:
+        print(f"no ok routing runs with experiment '{args.experiment}*' under {args.results_dir}/runs", file=sys.stderr)
+        return 1
+    tables = Path(args.tables or Path(args.results_dir) / "tables")
+    figures = Path(args.figures or Path(args.results_dir) / "figures")
+    tables.mkdir(parents=True, exist_ok=True)
+    figures.mkdir(parents=True, exist_ok=True)
+    sizes = sizes_table(runs)
+    write(sizes, tables / "routing_sizes")
+    write(summary_table(runs), tables / "routing_summary")
+    plot_runs(runs, figures / "routing_pareto")
+    plot_signals(runs[-1], figures / "routing_pareto_signals")
+    print(sizes[["expert", "escalation", "routed_acc", "full_acc", "cost_mixture", "cost_cascade",
+                 "wallclock_ratio", "cheapest_cascade"]].to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
