@@ -1,0 +1,190 @@
+"""``method=structured``: calibrate → score → remove channels physically → fine-tune (identical per scorer).
+
+``target_sparsity`` is, for ``target_kind=channels``, the fraction of channels removed from every prunable
+layer (sparsity=75 keeps 25 % width: the "75 % compression stress test"); for ``macs``/``params`` the
+reduction of that cost, reached by bisection on the uniform channel ratio.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from experiments.method import Method
+
+from . import analysis
+from .calibration import Calibrator
+from .removal import channel_ratio_for, remove_channels
+from .scorers import SCORERS, Scorer, create_scorer
+from .selection import select_keep
+from .units import find_units
+
+log = logging.getLogger(__name__)
+
+CALIBRATION_DEFAULTS = {"batches": 10, "batch_size": 128, "mode": "eval", "trajectory_lr": 0.0,
+                        "label_mode": "true", "splits": 1, "seed_offset": 1000}
+
+
+def plain(x):
+    return OmegaConf.to_container(x, resolve=True) if isinstance(x, DictConfig) else x
+
+
+def reinitialise(model: nn.Module) -> None:
+    """Fresh random weights for every module (the "trained from scratch" control keeps only the shape)."""
+    for m in model.modules():
+        if m is not model and hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+    for n, p in model.named_parameters(recurse=True):
+        if n.endswith(("cls_token", "pos_embed")):
+            nn.init.trunc_normal_(p, std=0.02)
+
+
+class StructuredPruning(Method):
+    def __init__(self, name: str = "structured", scorer="agf", target_sparsity: float = 0.75,
+                 target_kind: str = "channels", global_ranking: bool = False, normalize: str = "mean",
+                 iterative_steps: int = 1, iterative_finetune_epochs: int = 0, calibration: dict | None = None,
+                 include_residual: bool = False, ignore: list | None = None, prune_heads: bool = False,
+                 round_to: int = 1, finetune: bool = True, from_scratch: bool = False,
+                 save_scores: bool = True, signal_batches: int = 0, seed: int = 0):
+        super().__init__(name=name, finetune=finetune)
+        if isinstance(scorer, str):
+            scorer = create_scorer(scorer, seed=seed)
+        elif isinstance(scorer, (dict, DictConfig)):
+            scorer = create_scorer(**{k: v for k, v in plain(scorer).items() if k != "_target_"})
+        if not isinstance(scorer, Scorer):
+            raise ValueError(f"method.scorer must name a scorer ({sorted(SCORERS)})")
+        if not 0.0 <= float(target_sparsity) < 1.0:
+            raise ValueError(f"sparsity.target={target_sparsity} must be in [0, 1) for structured pruning")
+        if target_kind not in ("channels", "macs", "params"):
+            raise ValueError(f"method.target_kind={target_kind!r}; use channels, macs or params")
+        self.scorer, self.target, self.target_kind = scorer, float(target_sparsity), target_kind
+        self.global_ranking, self.normalize = bool(global_ranking), normalize
+        self.iterative_steps, self.iterative_finetune_epochs = int(iterative_steps), int(iterative_finetune_epochs)
+        unknown = set(plain(calibration) or {}) - set(CALIBRATION_DEFAULTS)
+        if unknown:
+            raise ValueError(f"method.calibration has unknown keys {sorted(unknown)}; known: {sorted(CALIBRATION_DEFAULTS)}")
+        self.calib = {**CALIBRATION_DEFAULTS, **(plain(calibration) or {})}
+        if self.calib["mode"] not in ("eval", "train"):
+            raise ValueError(f"method.calibration.mode={self.calib['mode']!r}; use eval or train")
+        self.include_residual, self.ignore, self.prune_heads = include_residual, list(plain(ignore) or []), prune_heads
+        self.round_to, self.from_scratch = int(round_to), bool(from_scratch)
+        self.save_scores, self.signal_batches = bool(save_scores), int(signal_batches)
+        self.units: list = []
+        self.stats: dict = {}
+
+    # -- calibration --------------------------------------------------------------------------------
+    def _units(self, ctx):
+        return find_units(ctx.model, ctx.data.example_input(1), self.include_residual, self.ignore, self.prune_heads)
+
+    def _calibrate(self, ctx, batches: int | None = None, seed_offset: int | None = None) -> dict:
+        c = self.calib
+        n = int(batches or c["batches"])
+        loader = ctx.data.calibration_loader(n, int(c["batch_size"]), seed_offset=int(seed_offset or c["seed_offset"]))
+        return Calibrator(ctx.model, self.units, mode=c["mode"], trajectory_lr=float(c["trajectory_lr"]),
+                          label_mode=c["label_mode"]).run(loader)
+
+    def calibrate(self, ctx) -> None:
+        self.units = self._units(ctx)
+        t0 = time.perf_counter()
+        self.stats = self._calibrate(ctx) if self.scorer.needs != "none" or self.save_scores else {}
+        ctx.metrics["calibration_seconds"] = time.perf_counter() - t0
+        ctx.metrics["prunable_units"] = len(self.units)
+        ctx.artifacts["agf_units"], ctx.artifacts["agf_stats"] = self.units, self.stats
+        if self.save_scores:
+            self._save_scores(ctx)
+        if self.signal_batches > 0:
+            self._signal_on(ctx, "dense")
+
+    def scores(self, scorer: Scorer | None = None, stats: dict | None = None) -> dict[str, torch.Tensor]:
+        sc = (scorer or self.scorer).bind(self.units, self.stats if stats is None else stats)
+        return {u.name: sc.unit_scores(u) for u in self.units}
+
+    def _save_scores(self, ctx) -> None:
+        """Every scorer's per-unit scores from this one calibration (+ disjoint calibration subsets)."""
+        out = {"scorers": {}, "splits": []}
+        for name in SCORERS:
+            out["scorers"][name] = self.scores(create_scorer(name, seed=self.scorer.seed))
+        splits = int(self.calib["splits"])
+        if splits > 1:   # disjoint subsets: consecutive batches of one shuffled pass without replacement
+            T, bs = int(self.calib["batches"]), int(self.calib["batch_size"])
+            batches = list(ctx.data.calibration_loader(T * splits, bs, seed_offset=int(self.calib["seed_offset"]) + 7))
+            for s in range(splits):
+                st = Calibrator(ctx.model, self.units, mode=self.calib["mode"]).run(batches[s * T:(s + 1) * T])
+                out["splits"].append({n: self.scores(create_scorer(n, seed=self.scorer.seed), st)
+                                      for n in SCORERS if SCORERS[n][1] != "none"})
+        out["weight_l1"] = self.scores(create_scorer("l1"))
+        path = ctx.run_dir / "unit_scores.pt"
+        torch.save(out, path)
+        ctx.metrics["scores_file"] = str(path)
+
+    # -- pruning ------------------------------------------------------------------------------------
+    def prune(self, ctx) -> None:
+        example = ctx.data.example_input(1)
+        keep_final = 1.0 - self.target
+        for step in range(1, self.iterative_steps + 1):
+            if step > 1:
+                if self.iterative_finetune_epochs > 0:
+                    ctx.fit(ctx.model, phase="finetune", epochs=self.iterative_finetune_epochs)
+                self.units = self._units(ctx)
+                self.stats = self._calibrate(ctx, seed_offset=int(self.calib["seed_offset"]) + step)
+            scores = self.scores()
+            # removal fraction of the *current* width so that after step i the kept fraction is keep^(i/n)
+            frac = keep_final ** (1.0 / self.iterative_steps)
+            ratio = 1.0 - frac
+            if self.target_kind != "channels":
+                target = 1.0 - (1.0 - self.target) ** (step / self.iterative_steps)
+                ratio = channel_ratio_for(ctx.model if step == 1 else ctx.model, example, scores,
+                                          self._step_cost_target(ctx, target), self.target_kind,
+                                          self.include_residual, self.ignore, self.prune_heads,
+                                          self.global_ranking, self.normalize)
+            keep = select_keep(scores, ratio, self.global_ranking, self.normalize, self.round_to)
+            remove_channels(ctx.model, example, self.units, keep)
+        ctx.metrics["kept_channels"] = {u.name: u.num_channels for u in self.units}
+        ctx.metrics["acc_after_prune"] = ctx.evaluate(ctx.model)["acc"]
+        log.info("after pruning (%s, %.2f): test acc %.2f%%", self.scorer.name, self.target,
+                 ctx.metrics["acc_after_prune"])
+
+    def _step_cost_target(self, ctx, overall: float) -> float:
+        """Reduction relative to the current model that reaches ``overall`` relative to the dense one."""
+        from .removal import cost
+        example = ctx.data.example_input(1)
+        if "_dense_cost" not in self.__dict__:
+            self._dense_cost = cost(ctx.model, example, self.target_kind)
+        now = cost(ctx.model, example, self.target_kind)
+        return max(0.0, 1.0 - (1.0 - overall) * self._dense_cost / now)
+
+    # -- fine-tuning --------------------------------------------------------------------------------
+    def finetune(self, ctx):
+        if self.from_scratch:
+            reinitialise(ctx.model)
+            ctx.metrics["from_scratch"] = True
+            result = ctx.fit(ctx.model, phase="pretrain")
+        else:
+            result = super().finetune(ctx)
+        if self.signal_batches > 0:
+            self._signal_on(ctx, "pruned")
+        return result
+
+    # -- signal compression / routing-signal quality (spec §5) ------------------------------------------
+    def _signal_on(self, ctx, which: str) -> None:
+        """s(x) with predicted labels on ``signal_batches`` test batches; for the pruned model also the AUROC of
+        s(x), max-softmax confidence and activation ℓ1 for predicting that the pruned model is wrong."""
+        units = self._units(ctx)
+        loader = ctx.data.loader("test", int(self.calib["batch_size"]), max_batches=self.signal_batches)
+        cal = Calibrator(ctx.model, units, mode="eval", per_sample=True, label_mode="predicted")
+        cal.run(loader)
+        s, act_l1, logits = cal.signal_per_sample()
+        rng = analysis.dynamic_range(s)
+        ctx.metrics[f"signal_{which}_p99_p1"], ctx.metrics[f"signal_{which}_max_min"] = rng["p99_p1"], rng["max_min"]
+        if which == "pruned":
+            labels = torch.cat([y.cpu() for _, y in loader])
+            wrong = logits.argmax(1) != labels
+            conf = logits.softmax(1).max(1).values
+            # higher score = more likely wrong: low confidence, high gradient signal, low activation energy
+            ctx.metrics["auroc_wrong_confidence"] = analysis.auroc(-conf, wrong)
+            ctx.metrics["auroc_wrong_signal"] = analysis.auroc(s, wrong)
+            ctx.metrics["auroc_wrong_act_l1"] = analysis.auroc(-act_l1, wrong)
+            ctx.metrics["pruned_error_rate_signal_set"] = float(wrong.double().mean())

@@ -1,0 +1,62 @@
+"""Physical channel removal with torch-pruning dependency groups (conv/BN/linear, residual groups, ViT MLP)."""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from experiments.measure import count_macs
+
+from .selection import select_keep
+from .units import Unit, build_graph, find_units, out_fn
+
+
+def remove_channels(model: nn.Module, example: torch.Tensor, units: list[Unit],
+                    keep: dict[str, torch.Tensor]) -> nn.Module:
+    """Remove every channel of each unit that is not in ``keep[unit.name]`` (in place); returns ``model``."""
+    dg = build_graph(model, example)
+    for u in units:
+        kept = set(keep[u.name].tolist())
+        drop = [c for c in range(u.num_channels) if c not in kept]
+        if not drop:
+            continue
+        group = dg.get_pruning_group(u.layer, out_fn(u.layer), idxs=drop)
+        if not dg.check_pruning_group(group):
+            raise RuntimeError(f"torch-pruning refused to prune {u.name} to {len(kept)} channels")
+        group.prune()
+    return model
+
+
+def cost(model: nn.Module, example: torch.Tensor, kind: str) -> float:
+    """MACs or parameter count of ``model`` (what a ``target_kind`` reduction is measured in)."""
+    if kind == "macs":
+        return float(count_macs(model, example)["macs_dense"])
+    if kind == "params":
+        return float(sum(p.numel() for p in model.parameters()))
+    raise ValueError(f"method.target_kind={kind!r}; use channels, macs or params")
+
+
+def channel_ratio_for(model: nn.Module, example: torch.Tensor, scores: dict[str, torch.Tensor], target: float,
+                      kind: str, include_residual: bool = False, ignore=None, prune_heads: bool = False,
+                      global_ranking: bool = False, normalize: str = "mean", steps: int = 12) -> float:
+    """Bisection on the per-layer channel ratio so that the ``kind`` cost drops by at least ``target``."""
+    base = cost(model, example, kind)
+
+    def reduction(r: float) -> float:
+        m = copy.deepcopy(model)
+        units = find_units(m, example, include_residual, ignore, prune_heads)
+        remove_channels(m, example, units, select_keep(scores, r, global_ranking, normalize))
+        return 1.0 - cost(m, example, kind) / base
+
+    lo, hi = 0.0, 0.999
+    if reduction(hi) < target:
+        raise ValueError(f"sparsity.target={target} unreachable by pruning internal channels "
+                         f"(max {kind} reduction {reduction(hi):.3f}); set method.include_residual=true")
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        if reduction(mid) >= target:
+            hi = mid
+        else:
+            lo = mid
+    return hi
