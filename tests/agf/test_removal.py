@@ -1,0 +1,116 @@
+"""Physical removal vs zeroing, predicted shapes/MACs, save → reload of pruned ResNet/WRN/ViT."""
+import torch
+from torch import nn
+
+from agf.removal import remove_channels
+from agf.selection import select_keep
+from agf.units import find_units
+from experiments.checkpoint import load_model, save_model
+from experiments.measure import layer_macs
+from experiments.models import create_model
+
+
+def build(name, **kw):
+    torch.manual_seed(0)
+    m = create_model(name, num_classes=10, in_channels=1, image_size=28, **kw).eval()
+    with torch.no_grad():   # non-trivial BN so zeroed channels would show if BN were mis-sliced
+        for mod in m.modules():
+            if isinstance(mod, nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.2, 0.2)
+                mod.running_var.uniform_(0.5, 1.5)
+                mod.bias.uniform_(-0.2, 0.2)
+    return m
+
+
+def random_keep(units, ratio, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return select_keep({u.name: torch.rand(u.num_channels, generator=g) for u in units}, ratio)
+
+
+def zeroed_output(model, units, keep, x):
+    """Reference: multiply each consumer's input by a 0/1 channel mask (no removal)."""
+    handles = []
+    for u in units:
+        mask = torch.zeros(u.num_channels)
+        mask[keep[u.name]] = 1.0
+        conv = isinstance(u.consumer, nn.Conv2d)
+        handles.append(u.consumer.register_forward_pre_hook(
+            lambda m, a, mask=mask, conv=conv: (a[0] * (mask.view(1, -1, 1, 1) if conv else mask),)))
+    with torch.no_grad():
+        out = model(x)
+    for h in handles:
+        h.remove()
+    return out
+
+
+def check_equivalence(name, **kw):
+    model = build(name, **kw)
+    x = torch.randn(4, 1, 28, 28)
+    units = find_units(model, x[:1])
+    keep = random_keep(units, 0.75)
+    model.dense_widths = {u.name: u.num_channels for u in units}
+    ref = zeroed_output(model, units, keep, x)
+    remove_channels(model, x[:1], units, keep)
+    with torch.no_grad():
+        out = model(x)
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+    assert out.shape == (4, 10)
+    return model, units, keep
+
+
+def test_resnet_removal_equals_zeroing_and_macs_drop_as_predicted():
+    dense = build("resnet8")
+    x1 = torch.zeros(1, 1, 28, 28)
+    dense_macs = layer_macs(dense, x1)
+    model, units, keep = check_equivalence("resnet8")
+    assert [u.name for u in units] == ["layer1.0.conv1", "layer2.0.conv1", "layer3.0.conv1"]
+    macs = layer_macs(model, x1)
+    for u in units:
+        k, n = len(keep[u.name]), model.dense_widths[u.name]
+        assert k == n // 4
+        assert u.layer.out_channels == k
+        consumer = u.name.replace("conv1", "conv2")
+        assert macs[u.name] == dense_macs[u.name] * k // n          # fewer output channels
+        assert macs[consumer] == dense_macs[consumer] * k // n      # fewer input channels
+    untouched = set(dense_macs) - {u.name for u in units} - {u.name.replace("conv1", "conv2") for u in units}
+    assert all(macs[n] == dense_macs[n] for n in untouched)
+
+
+def test_wrn_and_vit_removal_equals_zeroing():
+    model, units, keep = check_equivalence("wrn", depth=10, widen_factor=1)
+    assert [u.name for u in units][:1] == ["block1.0.conv1"] or all(u.name.endswith("conv1") for u in units)
+    model, units, keep = check_equivalence("vit_micro")
+    assert [u.name for u in units] == [f"blocks.{i}.mlp.fc1" for i in range(4)]
+    for i, blk in enumerate(model.blocks):
+        assert blk.mlp.fc1.out_features == blk.mlp.fc2.in_features == 64
+        assert blk.attn.qkv.out_features == 3 * 64                  # heads untouched
+
+
+def test_pruned_models_reload_with_identical_outputs(tmp_path):
+    x = torch.randn(3, 1, 28, 28)
+    for name in ("resnet8", "vit_micro"):
+        model = build(name)
+        units = find_units(model, x[:1])
+        remove_channels(model, x[:1], units, random_keep(units, 0.5, seed=1))
+        path = save_model(tmp_path / f"{name}.pt", model, {"name": name, "num_classes": 10, "in_channels": 1,
+                                                            "image_size": 28})
+        loaded, _ = load_model(path)
+        loaded.eval()
+        with torch.no_grad():
+            torch.testing.assert_close(loaded(x), model(x))
+
+
+def test_residual_groups_are_pruned_consistently_when_enabled():
+    model = build("resnet8")
+    x = torch.randn(2, 1, 28, 28)
+    units = find_units(model, x[:1], include_residual=True)
+    coupled = [u for u in units if u.coupled]
+    assert coupled, "residual stream groups expected"
+    keep = random_keep(units, 0.5)
+    remove_channels(model, x[:1], units, keep)
+    with torch.no_grad():
+        assert model(x).shape == (2, 10)
+    assert all(not any(p is model.conv1 for p in u.producers) for u in units)   # stem group protected
+    for u in coupled:
+        assert {p.out_channels for p in u.producers} == {len(keep[u.name])}
+    assert model.fc.in_features == len(keep[coupled[-1].name])
