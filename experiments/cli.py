@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from omegaconf import DictConfig
 
 from .pipeline import RunFailed, run
+from .resume import Preempted, exit_for_requeue, install_preemption_handlers
 
 log = logging.getLogger("flowprune")
 
@@ -35,13 +37,35 @@ def preflight(argv: list[str]) -> None:
     except PermissionError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)
+    sys.argv[1:] = torchrun_overrides(argv)
+
+
+def torchrun_overrides(argv: list[str]) -> list[str]:
+    """Under ``torchrun`` every rank composes its own config and ``${now:...}`` differs between ranks:
+    pin ``hydra.run.dir`` to one folder named by the torchrun job, and keep ranks > 0 quiet."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return list(argv)
+    out = list(argv)
+    if not any(a.startswith("hydra.run.dir=") for a in out):
+        job = os.environ.get("TORCHELASTIC_RUN_ID", "none")
+        job = job if job != "none" else f"port{os.environ.get('MASTER_PORT', '0')}"
+        out.append(f"hydra.run.dir=${{results_dir}}/hydra/torchrun/{job}")
+    if int(os.environ.get("RANK", "0")) > 0:
+        out += ["hydra.output_subdir=null", "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]
+    return out
 
 
 def main_entry(cfg: DictConfig) -> float | None:
     """Returns the final test accuracy (for Hydra sweepers). A failed run is recorded; in a multirun
-    the sweep goes on, a single run exits with status 1 after printing the error line."""
+    the sweep goes on, a single run exits with status 1 after printing the error line. A preemption
+    signal (SIGTERM/SIGUSR1, or submitit's SIGUSR2) checkpoints at the next step and exits with
+    ``REQUEUE_EXIT_CODE`` (or lets submitit requeue the job); re-running the command resumes."""
+    install_preemption_handlers()
     try:
         record = run(cfg)
+    except Preempted as exc:
+        print(f"preempted: {exc}; re-run the same command to resume", file=sys.stderr, flush=True)
+        exit_for_requeue()
     except RunFailed as exc:
         print(f"error: {exc.args[0]}", file=sys.stderr, flush=True)
         if _is_multirun():

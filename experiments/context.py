@@ -13,8 +13,10 @@ from torch import nn
 
 from .checkpoint import save_model
 from .data import DataBundle
+from .distributed import is_main_process, shard_loader
 from .measure import evaluate
 from .models import create_model
+from .resume import ResumeState
 from .tracking import Tracker
 from .train import Callback, FitResult, Trainer, create_schedule
 
@@ -34,6 +36,10 @@ class StageContext:
     artifacts: dict = field(default_factory=dict)        # calibration statistics, figures, ...
     checkpoints: dict[str, Path] = field(default_factory=dict)
     fit_results: dict[str, FitResult] = field(default_factory=dict)
+    #: checkpoint/resume of this run's fits (``None``: no per-epoch checkpoints)
+    resume: ResumeState | None = None
+    #: the stage now running (names resume checkpoints)
+    stage: str = ""
 
     # -- paths ---------------------------------------------------------------------------------
     @property
@@ -70,7 +76,10 @@ class StageContext:
         return model
 
     def save_model(self, name: str, model: nn.Module, meta: dict | None = None) -> Path:
-        path = save_model(self.run_dir / f"{name}.pt", model, self.model_spec, meta)
+        """Write a model file under the run dir (rank 0 only under DDP; other ranks get the path)."""
+        path = self.run_dir / f"{name}.pt"
+        if is_main_process():
+            save_model(path, model, self.model_spec, meta)
         self.checkpoints[name] = path
         return path
 
@@ -82,7 +91,7 @@ class StageContext:
 
     def loaders(self, batch_size: int | None = None) -> tuple[Any, dict]:
         tr = self.cfg.trainer
-        train = self.data.loader("train", batch_size or tr.batch_size, train=True)
+        train = shard_loader(self.data.loader("train", batch_size or tr.batch_size, train=True))
         evals = {split: self.data.loader(split, tr.eval_batch_size)
                  for split in ("val", "test") if self.data.split_size(split) > 0}
         return train, evals
@@ -103,7 +112,10 @@ class StageContext:
                           label_smoothing=recipe.label_smoothing if label_smoothing is None else label_smoothing,
                           callbacks=callbacks, device=self.device, amp=tr.amp, grad_clip=tr.grad_clip,
                           eval_every=tr.eval_every, progress=tr.progress, phase=phase,
-                          log_fn=self.tracker.log, max_steps_per_epoch=tr.max_steps_per_epoch)
+                          log_fn=self.tracker.log, max_steps_per_epoch=tr.max_steps_per_epoch,
+                          compile=bool(tr.get("compile", False)))
+        if self.resume is not None:
+            self.resume.attach(trainer, phase)  # continue from this fit's checkpoint; save one every epoch
         self.artifacts[f"trainer_{phase}"] = trainer
         result = trainer.fit()
         self.fit_results[phase] = result

@@ -21,16 +21,20 @@ from .checkpoint import CheckpointError, config_key, load_model, save_model
 from .config_check import ConfigError, validate
 from .context import StageContext
 from .data import DatasetUnavailable, create_dataset
+from . import distributed
 from .measure import count_macs, latency_ms, layer_density, param_counts
 from .method import Method
-from .results import ResultsStore
+from .results import ResultsStore, complete_record
+from .resume import Preempted, ResumeState, run_key, stage_seed
 from .seeding import resolve_device, seed_everything
 from .tracking import Tracker
+from .train.trainer import TrainingOutOfMemory, is_out_of_memory
 
 log = logging.getLogger(__name__)
 
 #: Errors a user can cause: reported as one line, recorded as a failed run, never a traceback.
-USER_ERRORS = (ConfigError, DatasetUnavailable, CheckpointError, FileNotFoundError, PermissionError, ValueError)
+USER_ERRORS = (ConfigError, DatasetUnavailable, CheckpointError, FileNotFoundError, PermissionError, ValueError,
+               TrainingOutOfMemory)
 
 
 class RunFailed(RuntimeError):
@@ -85,7 +89,8 @@ def stage_pretrain(ctx: StageContext, method: Method) -> None:
             ctx.fit(ctx.model, phase="pretrain")
         acc = ctx.evaluate(ctx.model)["acc"]
         ctx.metrics["dense_test_acc"] = acc
-        save_model(cache, ctx.model, ctx.model_spec, {"test_acc": acc, "run_id": ctx.run_id})
+        if distributed.is_main_process():
+            save_model(cache, ctx.model, ctx.model_spec, {"test_acc": acc, "run_id": ctx.run_id})
         log.info("dense model: test acc %.2f%% (cached at %s)", acc, cache)
     ctx.checkpoints["dense"] = cache
 
@@ -191,44 +196,74 @@ def run(cfg: DictConfig) -> dict:
               "error": None, "started": started, "git_commit": git_commit(), "seed": cfg.get("seed"),
               "config": OmegaConf.to_container(cfg, resolve=False), "metrics": {}, "stage_seconds": {}}
     tracker = None
+    main = True
     try:
         validate(cfg)
         record["config"] = OmegaConf.to_container(cfg, resolve=True)
         store.check_writable()
         seed_everything(int(cfg.seed), bool(cfg.deterministic))
-        device = resolve_device(str(cfg.device))
+        device = distributed.init_from_env(resolve_device(str(cfg.device)))
+        main = distributed.is_main_process()
+        resume = ResumeState(cfg.results_dir, run_key(cfg), enabled=bool(cfg.get("resume", True)), writer=main)
+        if main:
+            run_id, started = resume.begin(run_id, started)
+            resume.state.setdefault("run_id", run_id)
+        run_id, started, resume.state = distributed.broadcast_object((run_id, started, resume.state))
+        record.update(run_id=run_id, started=started, attempts=resume.state.get("attempts", 1))
         method = instantiate(cfg.method)
         if not isinstance(method, Method):
             raise ConfigError(f"method._target_={cfg.method._target_} is not a experiments.method.Method subclass")
         data = build_data(cfg, device)
         lg = cfg.logger
-        tracker = Tracker(mode=lg.mode, project=lg.project, entity=lg.get("entity"),
+        tracker = Tracker(mode=lg.mode if main else "disabled", project=lg.project, entity=lg.get("entity"),
                           group=lg.get("group") or record["experiment"], job_type=method.name,
                           name=run_id, tags=list(lg.get("tags") or []), config=record["config"],
                           results_dir=Path(cfg.results_dir))
         ctx = StageContext(cfg=cfg, data=data, device=device, tracker=tracker, run_id=run_id,
-                           results_dir=Path(cfg.results_dir), metrics=record["metrics"])
+                           results_dir=Path(cfg.results_dir), metrics=record["metrics"], resume=resume)
         ctx.artifacts["method"] = method
         stages = list(cfg.stages)
         if "pretrain" not in stages or not method.needs_dense:
             if "pretrain" in stages:  # at-init methods still get the dense accuracy for reference
                 t0 = time.perf_counter()
+                ctx.stage = "pretrain"
+                resume.start_stage("pretrain")
                 stage_pretrain(ctx, method)
                 record["stage_seconds"]["pretrain"] = time.perf_counter() - t0
                 stages.remove("pretrain")
+            seed_everything(stage_seed(int(cfg.seed), "init"))
             ctx.model = ctx.build_model()
         for name in stages:
-            if name != "pretrain" and "dense_counts" not in ctx.artifacts:
-                measure_dense(ctx)  # reference numbers of the model before pruning
+            if name != "pretrain":
+                # every later stage starts from its own seed, so its randomness does not depend on whether
+                # the dense model was trained or loaded from the cache (and a resumed run replays it exactly)
+                seed_everything(stage_seed(int(cfg.seed), name))
+                if "dense_counts" not in ctx.artifacts:
+                    measure_dense(ctx)  # reference numbers of the model before pruning
             t0 = time.perf_counter()
             log.info("stage %s", name)
+            ctx.stage = name
+            resume.start_stage(name)
             STAGES[name](ctx, method)
             record["stage_seconds"][name] = time.perf_counter() - t0
+            resume.stage_done(name, record["stage_seconds"][name])
         record["checkpoints"] = {k: str(v) for k, v in ctx.checkpoints.items()}
         record["status"] = "ok"
+    except Preempted:  # checkpoint written; no record: the requeued job resumes and records the run
+        if tracker is not None:
+            tracker.finish(exit_code=1)
+        distributed.shutdown()
+        raise
     except Exception as exc:  # noqa: BLE001 - every failure is recorded, then re-raised as RunFailed
+        if is_out_of_memory(exc) and not isinstance(exc, TrainingOutOfMemory):
+            exc = TrainingOutOfMemory(f"out of memory ({one_line(exc)[:80]}); lower trainer.batch_size="
+                                      f"{cfg.trainer.get('batch_size')} or trainer.eval_batch_size="
+                                      f"{cfg.trainer.get('eval_batch_size')}")
         record["error"] = one_line(exc)
         record["finished"] = _now()
+        distributed.shutdown()
+        if not main:
+            raise RunFailed(record["error"]) from None
         if not isinstance(exc, PermissionError):
             try:
                 store.append(record)
@@ -240,7 +275,11 @@ def run(cfg: DictConfig) -> dict:
             raise RunFailed(record["error"]) from None
         raise RunFailed(record["error"]) from exc
     record["finished"] = _now()
+    distributed.shutdown()
+    if not main:  # rank 0 writes the record, W&B summary and removes the resume folder
+        return complete_record(record)
     written = store.append(record)
+    resume.finish()
     m = record["metrics"]
     tracker.summary({k: v for k, v in m.items() if isinstance(v, (int, float))})
     tracker.finish()

@@ -20,6 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..measure import evaluate
+from ..resume import Preempted, preemption_requested, rng_state, set_rng_state
 from .callbacks import Callback, ExtraOptimizer
 from .optim import create_optimizer
 from .schedule import LRSchedule
@@ -29,6 +30,19 @@ log = logging.getLogger(__name__)
 
 class NonFiniteLoss(FloatingPointError):
     """Training produced NaN/inf; the message names the epoch, step and the knob to turn."""
+
+
+class TrainingOutOfMemory(RuntimeError):
+    """The device ran out of memory in a training step; the message names ``trainer.batch_size``."""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA OOM (``torch.OutOfMemoryError``) or the CPU allocator's "can't allocate memory"."""
+    oom_type = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", ())
+    if oom_type and isinstance(exc, oom_type):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
 
 
 @dataclass
@@ -49,8 +63,14 @@ class Trainer:
                  callbacks: Sequence[Callback] = (), device: torch.device | str = "cpu",
                  amp: bool = True, grad_clip: float | None = None, eval_every: int = 1, progress: bool = True,
                  log_fn: Callable[[dict, int], None] | None = None, phase: str = "train",
-                 step_offset: int = 0, max_steps_per_epoch: int | None = None):
+                 step_offset: int = 0, max_steps_per_epoch: int | None = None, compile: bool = False,
+                 checkpoint_fn: Callable[["Trainer"], None] | None = None):
         self.model = model
+        #: what the training step calls: ``model`` itself, wrapped in DDP under torchrun, compiled on request
+        self.forward_model: nn.Module = model
+        #: called after every epoch (and at a preemption step) with the trainer; writes the resume checkpoint
+        self.checkpoint_fn = checkpoint_fn
+        self._partial: dict | None = None   # position inside an epoch interrupted by preemption
         self.train_loader = train_loader
         self.eval_loaders = {k: v for k, v in eval_loaders.items() if v is not None}
         self.schedule = schedule
@@ -76,6 +96,12 @@ class Trainer:
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad and id(p) not in excluded]
         self.optimizer = create_optimizer(named, **opt_cfg)
         self.base_lr = float(opt_cfg.get("lr", 0.1))
+        from ..distributed import is_distributed, wrap_ddp
+
+        if is_distributed():
+            self.forward_model = wrap_ddp(model, self.device)
+        if compile:
+            self.forward_model = torch.compile(self.forward_model)
 
     # -- state (checkpoint/resume) -------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -84,7 +110,8 @@ class Trainer:
                 "extras": [e.optimizer.state_dict() for e in self.extras],
                 "callbacks": [cb.state_dict() for cb in self.callbacks],
                 "result": self.result.__dict__.copy(),
-                "loader": self.train_loader.generator_state() if hasattr(self.train_loader, "generator_state") else None}
+                "loader": self.train_loader.generator_state() if hasattr(self.train_loader, "generator_state") else None,
+                "rng": rng_state(), "partial": self._partial}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -97,6 +124,9 @@ class Trainer:
         self.epoch, self.global_step = state["epoch"], state["global_step"]
         if state.get("loader") is not None and hasattr(self.train_loader, "set_generator_state"):
             self.train_loader.set_generator_state(state["loader"])
+        if state.get("rng") is not None:
+            set_rng_state(state["rng"])
+        self._partial = state.get("partial")
 
     # -- loop --------------------------------------------------------------------------------------
     def set_lr(self, epoch: int) -> float:
@@ -112,16 +142,26 @@ class Trainer:
     def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         ctx = torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
         with ctx:
-            logits = self.model(x)
+            logits = self.forward_model(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=self.label_smoothing)
         return loss, logits
 
     def train_epoch(self, epoch: int) -> dict:
+        self.forward_model.train()
         self.model.train()
         optimizers = [self.optimizer] + [e.optimizer for e in self.extras]
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
-        seen = 0
+        seen, skip = 0, 0
+        has_state = hasattr(self.train_loader, "generator_state")
+        partial, self._partial = self._partial, None
+        if partial is not None and partial["epoch"] == epoch:  # resume inside this epoch
+            skip, seen = int(partial["step"]), int(partial["seen"])
+            loss_sum += partial["loss_sum"].to(self.device)
+            correct += partial["correct"].to(self.device)
+            if has_state and partial.get("loader") is not None:
+                self.train_loader.set_generator_state(partial["loader"])
+        epoch_loader_state = self.train_loader.generator_state() if has_state else None
         total = len(self.train_loader) if hasattr(self.train_loader, "__len__") else None
         if self.max_steps_per_epoch and total:
             total = min(total, self.max_steps_per_epoch)
@@ -130,18 +170,28 @@ class Trainer:
         for step, (x, y) in enumerate(bar):
             if self.max_steps_per_epoch and step >= self.max_steps_per_epoch:
                 break
+            if step < skip:  # batches done before the preemption: drawn (same RNG use), not trained
+                continue
             if x.device != self.device:
                 x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             for opt in optimizers:
                 opt.zero_grad(set_to_none=True)
-            loss, logits = self.compute_loss(x, y)
-            data_loss = loss.detach()
-            for cb in self.callbacks:
-                extra = cb.extra_loss(self)
-                if extra is not None:
-                    loss = loss + extra
-            self.last_loss = loss
-            loss.backward()
+            try:
+                loss, logits = self.compute_loss(x, y)
+                data_loss = loss.detach()
+                for cb in self.callbacks:
+                    extra = cb.extra_loss(self)
+                    if extra is not None:
+                        loss = loss + extra
+                self.last_loss = loss
+                loss.backward()
+            except RuntimeError as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                bs = getattr(self.train_loader, "batch_size", None) or y.numel()
+                raise TrainingOutOfMemory(
+                    f"out of memory on {self.device} in {self.phase} epoch {epoch + 1} with trainer.batch_size={bs}; "
+                    f"lower it (e.g. trainer.batch_size={max(bs // 2, 1)}) or keep trainer.amp=true") from None
             for cb in self.callbacks:
                 cb.on_after_backward(self)
             if self.grad_clip:
@@ -154,6 +204,13 @@ class Trainer:
             correct += (logits.detach().argmax(1) == y).sum()
             seen += y.numel()
             self.global_step += 1
+            if preemption_requested():
+                self._partial = {"epoch": epoch, "step": step + 1, "seen": seen, "loader": epoch_loader_state,
+                                 "loss_sum": loss_sum.detach().cpu(), "correct": correct.detach().cpu()}
+                if self.checkpoint_fn is not None:
+                    self.checkpoint_fn(self)
+                bar.close()
+                raise Preempted(f"preempted in {self.phase} epoch {epoch + 1} step {step + 1}; checkpoint written")
         bar.close()
         train_loss = (loss_sum / max(seen, 1)).item()
         if not math.isfinite(train_loss):
@@ -163,13 +220,15 @@ class Trainer:
 
     def fit(self) -> FitResult:
         t0 = time.perf_counter() - self.result.seconds
-        if self.epoch == 0:
+        resumed_epoch = self._partial.get("epoch") if self._partial is not None else None
+        if self.epoch == 0 and resumed_epoch is None:
             for cb in self.callbacks:
                 cb.on_fit_start(self)
         for epoch in range(self.epoch, self.schedule.epochs):
             lr = self.set_lr(epoch)
-            for cb in self.callbacks:
-                cb.on_epoch_start(self, epoch)
+            if epoch != resumed_epoch:  # a resumed epoch already ran its start hooks before preemption
+                for cb in self.callbacks:
+                    cb.on_epoch_start(self, epoch)
             t_epoch = time.perf_counter()
             metrics = {"epoch": epoch + 1, "lr": lr, **self.train_epoch(epoch)}
             metrics["epoch_seconds"] = time.perf_counter() - t_epoch
@@ -185,6 +244,8 @@ class Trainer:
             self.epoch = epoch + 1
             self.result.seconds = time.perf_counter() - t0
             self._log(metrics)
+            if self.checkpoint_fn is not None:
+                self.checkpoint_fn(self)
         for cb in self.callbacks:
             cb.on_fit_end(self)
         return self.result
