@@ -1,0 +1,49 @@
+"""75 % compression stress-test table (AGF paper §3.2 format): every scorer, mean ± std over seeds, accuracy
+right after pruning and after fine-tuning (final and peak), the paper's ImageNet-1K numbers beside ours.
+
+    python scripts/agf_stress_table.py [--results-dir results] [--experiment agf/stress75_proxy]
+writes results/tables/agf_stress75[_proxy].{md,csv,tex}
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from agf.reported import STRESS75  # noqa: E402
+from agf_common import log_wandb, mean_std, runs, write_table  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results-dir", default="results")
+    ap.add_argument("--experiment", default="agf/stress75_proxy")
+    ap.add_argument("--out", default="results/tables")
+    ap.add_argument("--wandb", action="store_true")
+    args = ap.parse_args()
+    df = runs(args.results_dir, args.experiment)
+    if df.empty:
+        sys.exit(f"no ok records of experiment {args.experiment!r} under {args.results_dir}/runs")
+    cols = ["dense_test_acc", "acc_after_prune", "test_acc", "test_acc_best", "sparsity"]
+    t = mean_std(df, ["scorer"], cols)
+    rnd = t.loc[t.scorer == "random", "test_acc_mean"]
+    t["Δ final vs random"] = (t["test_acc_mean"] - float(rnd.iloc[0])).round(2) if len(rnd) else None
+    t["reported ImageNet top-1"] = t.scorer.map(STRESS75)
+    t = t.sort_values("test_acc_mean", ascending=False)
+    show = t[["scorer", "n", "acc_after_prune", "test_acc", "test_acc_best", "Δ final vs random",
+              "reported ImageNet top-1"]].rename(columns={"acc_after_prune": "after prune", "test_acc": "final",
+                                                          "test_acc_best": "peak"})
+    dense = df["dense_test_acc"].mean()
+    note = (f"{args.experiment}: {df.seed.nunique()} seeds, dense {dense:.2f} % (mean); sparsity "
+            f"{df['sparsity'].mean():.3f} of conv/linear weights. 'reported' = paper's ImageNet-1K ResNet-50 "
+            f"(baseline {STRESS75['baseline']} %), a different setting.")
+    name = "agf_" + args.experiment.split("/")[-1]
+    path = write_table(show, name, args.out, note)
+    print(path.read_text())
+    log_wandb(args.wandb, name, {name: show}, {}, args.results_dir)
+
+
+if __name__ == "__main__":
+    main()
