@@ -79,7 +79,13 @@ def stage_pretrain(ctx: StageContext, method: Method) -> None:
     """Train (or reuse from the cache) the dense model; record its test accuracy."""
     cache = dense_cache_path(ctx)
     if ctx.cfg.cache_dense and cache.exists():
-        model, meta = load_model(cache, ctx.device)
+        try:
+            model, meta = load_model(cache, ctx.device)
+        except CheckpointError as exc:  # move it aside so the next run retrains instead of failing again
+            if distributed.is_main_process():
+                cache.replace(cache.with_name(cache.name + ".corrupt"))
+            raise CheckpointError(f"dense cache {cache} is corrupt; moved to {cache.name}.corrupt, "
+                                  f"re-run to retrain it") from exc
         ctx.model = ctx.prepare(model)
         ctx.metrics["dense_test_acc"] = meta.get("test_acc")
         log.info("reusing cached dense model %s (test acc %.2f%%)", cache, meta.get("test_acc", float("nan")))

@@ -1,4 +1,4 @@
-"""Launcher presets: every field matches the plugin's schema, conf/local can switch the launcher, and a
+"""Launcher presets: every field matches the plugin's schema (``basic`` is Hydra's built-in one), conf/local can switch the launcher, and a
 2-job joblib multirun writes 2 intact records in 2 separate job folders."""
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from hydra.utils import get_class
 
 from conftest import CONF, ROOT, TINY
 from experiments.results import ResultsStore
+
+pytestmark = pytest.mark.filterwarnings(r"ignore:\s*'hydra/launcher/:UserWarning")  # Hydra's same-name schema check
 
 SCHEMAS = {
     "joblib": "hydra_plugins.hydra_joblib_launcher.config.JobLibLauncherConf",
