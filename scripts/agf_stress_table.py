@@ -28,11 +28,18 @@ def main() -> None:
         sys.exit(f"no ok records of experiment {args.experiment!r} under {args.results_dir}/runs")
     cols = ["dense_test_acc", "acc_after_prune", "test_acc", "test_acc_best", "sparsity"]
     t = mean_std(df, ["scorer"], cols)
-    rnd = t.loc[t.scorer == "random", "test_acc_mean"]
-    t["Δ final vs random"] = (t["test_acc_mean"] - float(rnd.iloc[0])).round(2) if len(rnd) else None
+    # paired by seed (same dense model, same fine-tuning data order): scorer − reference, wins out of seeds
+    refs = ("random", "l1")
+    for ref in refs:
+        base = df[df.scorer == ref].set_index("seed")["test_acc"]
+        paired = df.assign(diff=df.test_acc - df.seed.map(base)).dropna(subset=["diff"])
+        g = paired.groupby("scorer")["diff"]
+        fmt = {k: f"{d.mean():+.2f} ± {d.std(ddof=1) if len(d) > 1 else 0:.2f} ({int((d > 0).sum())}/{len(d)})"
+               for k, d in g}
+        t[f"Δ final vs {ref} (paired, wins)"] = t.scorer.map(fmt)
     t["reported ImageNet top-1"] = t.scorer.map(STRESS75)
     t = t.sort_values("test_acc_mean", ascending=False)
-    show = t[["scorer", "n", "acc_after_prune", "test_acc", "test_acc_best", "Δ final vs random",
+    show = t[["scorer", "n", "acc_after_prune", "test_acc", "test_acc_best", *[f"Δ final vs {r} (paired, wins)" for r in refs],
               "reported ImageNet top-1"]].rename(columns={"acc_after_prune": "after prune", "test_acc": "final",
                                                           "test_acc_best": "peak"})
     dense = df["dense_test_acc"].mean()
