@@ -1,0 +1,203 @@
+"""Training throughput (images/s) of dense vs Hyperflows-style vs masked training, one process.
+
+Each regime trains the same registry model on batches already resident on the device, with the
+trainer's fast-path options (bf16 autocast and channels_last on CUDA, optional ``torch.compile``):
+
+- ``dense``: plain SGD training (the dense baseline and fine-tuning of physically pruned models);
+- ``masked``: every conv/linear weight multiplied by a fixed 0/1 buffer through
+  ``torch.nn.utils.parametrize`` (what GMP, RigL, GraNet, magnitude and SNIP cost per step);
+- ``hyperflows``: a learnable per-weight flow parameter t, mask H(t) with the 0.25 straight-through
+  gradient, the pressure term λ·mean(t) and a second (Adam) optimizer on t (Hyperflows §1-2).
+
+The regimes reproduce each method's per-step compute pattern; they are not the method packages
+themselves. Regimes alternate within one process (dense, masked, hyperflows, dense, ...) and the
+median of the repeats is reported, so machine drift hits all of them.
+
+    python scripts/bench_gpu.py                 # paper-scale models on the GPU
+    python scripts/bench_gpu.py --tiny          # CPU-sized smoke run (LeNet-300, ResNet-8)
+    python scripts/bench_gpu.py --compile       # with torch.compile
+Writes ``results/bench/bench_gpu.{md,csv}`` (``--out``).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.nn.utils import parametrize  # noqa: E402
+
+from experiments.measure import prunable_layers  # noqa: E402
+from experiments.models import create_model  # noqa: E402
+
+#: (model, in_channels, image size, classes, batch size) at paper scale, and the CPU-sized set
+PAPER = [("resnet56", 3, 32, 10, 128), ("vgg19_cifar", 3, 32, 100, 128), ("resnet50", 3, 224, 1000, 64)]
+TINY = [("lenet300", 1, 28, 10, 32), ("resnet8", 3, 32, 10, 16)]
+STE_SCALE = 0.25
+
+
+class FixedMask(nn.Module):
+    """W ⊙ m with a fixed 0/1 buffer (unstructured baselines)."""
+
+    def __init__(self, weight: torch.Tensor, density: float = 0.1):
+        super().__init__()
+        self.register_buffer("mask", (torch.rand_like(weight) < density).to(weight.dtype))
+
+    def forward(self, w):
+        return w * self.mask
+
+
+class _HeavisideSTE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, t):
+        return (t >= 0).to(t.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * STE_SCALE
+
+
+class FlowMask(nn.Module):
+    """W ⊙ H(t) with a learnable flow parameter t per weight (Hyperflows eq. 4-6, constant-slope STE)."""
+
+    def __init__(self, weight: torch.Tensor):
+        super().__init__()
+        self.t = nn.Parameter(torch.empty_like(weight).uniform_(0.2, 0.5))
+
+    def forward(self, w):
+        return w * _HeavisideSTE.apply(self.t)
+
+
+def build(name: str, regime: str, in_ch: int, size: int, classes: int, device: torch.device, channels_last: bool):
+    model = create_model(name, num_classes=classes, in_channels=in_ch, image_size=size).to(device)
+    flows = []
+    for layer in list(prunable_layers(model).values()):
+        if regime == "masked":
+            parametrize.register_parametrization(layer, "weight", FixedMask(layer.weight))
+        elif regime == "hyperflows":
+            p = FlowMask(layer.weight)
+            parametrize.register_parametrization(layer, "weight", p)
+            flows.append(p.t)
+    if channels_last and device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    flow_ids = {id(t) for t in flows}
+    weights = [p for p in model.parameters() if id(p) not in flow_ids]
+    opts = [torch.optim.SGD(weights, lr=0.01, momentum=0.9, weight_decay=5e-4)]
+    if flows:
+        opts.append(torch.optim.Adam(flows, lr=1e-3))
+    return model, opts, flows
+
+
+def time_steps(model, opts, flows, x, y, steps: int, warmup: int, amp: bool, compile_: bool) -> float:
+    """Seconds per training step (forward, loss [+ pressure], backward, every optimizer's step)."""
+    fwd = torch.compile(model) if compile_ else model
+    autocast = torch.autocast(x.device.type, dtype=torch.bfloat16) if amp and x.device.type == "cuda" else nullcontext()
+    n_flow = sum(t.numel() for t in flows)
+
+    def step():
+        for o in opts:
+            o.zero_grad(set_to_none=True)
+        with autocast:
+            loss = F.cross_entropy(fwd(x).float(), y)
+        if flows:
+            loss = loss + 0.5 ** 1.5 * sum(t.sum() for t in flows) / n_flow   # λ = γ^1.5, γ = 0.5
+        loss.backward()
+        for o in opts:
+            o.step()
+
+    sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        step()
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync()
+    return (time.perf_counter() - t0) / steps
+
+
+def markdown(df: pd.DataFrame) -> str:
+    fmt = lambda v: f"{v:,.2f}" if isinstance(v, float) else str(v)
+    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tiny", action="store_true", help="CPU-sized models and batches")
+    ap.add_argument("--models", default=None, help="comma list of registry names (default: paper set or tiny set)")
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model (trainer.compile=true)")
+    ap.add_argument("--no-amp", action="store_true")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--out", default="results/bench/bench_gpu")
+    args = ap.parse_args()
+
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.device == "auto" else args.device))
+    tiny = args.tiny or device.type != "cuda"
+    specs = TINY if tiny else PAPER
+    if args.models:
+        known = {s[0]: s for s in PAPER + TINY}
+        specs = [known.get(m, (m, 3, 32, 10, 64)) for m in args.models.split(",")]
+    steps = args.steps or (3 if tiny else 30)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        dev_name = torch.cuda.get_device_name(device)
+    else:
+        dev_name = "cpu"
+        print("no GPU available: CPU run with tiny sizes; these are not GPU figures", flush=True)
+
+    rows = []
+    for name, in_ch, size, classes, bs in specs:
+        bs = args.batch_size or bs
+        torch.manual_seed(0)
+        x = torch.randn(bs, in_ch, size, size, device=device)
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = torch.randint(0, classes, (bs,), device=device)
+        built = {r: build(name, r, in_ch, size, classes, device, True) for r in ("dense", "masked", "hyperflows")}
+        times = {r: [] for r in built}
+        for _ in range(args.repeats):  # alternate the regimes
+            for r, (model, opts, flows) in built.items():
+                times[r].append(time_steps(model, opts, flows, x, y, steps, warmup=2 if tiny else 10,
+                                           amp=not args.no_amp, compile_=args.compile))
+        dense = statistics.median(times["dense"])
+        for r, ts in times.items():
+            sec = statistics.median(ts)
+            rows.append({"model": name, "regime": r, "batch_size": bs, "image_size": size,
+                         "images_per_s": bs / sec, "ms_per_step": 1e3 * sec, "vs_dense": dense / sec,
+                         "device": dev_name, "amp_bf16": device.type == "cuda" and not args.no_amp,
+                         "channels_last": device.type == "cuda", "compile": args.compile})
+            print(f"{name:12s} {r:10s} bs {bs:4d}: {bs / sec:10.1f} img/s  ({dense / sec:.2f}x dense)", flush=True)
+        del built
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    df = pd.DataFrame(rows)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out.with_suffix(".csv"), index=False)
+    note = (f"Device: {dev_name}; torch {torch.__version__}; {steps} timed steps x {args.repeats} repeats (median)."
+            + ("" if device.type == "cuda" else " No GPU was available: CPU, tiny sizes; not GPU figures."))
+    out.with_suffix(".md").write_text(
+        "# Training throughput: dense vs masked vs Hyperflows-style\n\n" + note + "\n\n"
+        + markdown(df) + "\n")
+    print(f"wrote {out.with_suffix('.md')} and .csv")
+
+
+if __name__ == "__main__":
+    main()
