@@ -52,7 +52,10 @@ class Calibrator:
     """Hooks every unit; ``run(loader)`` returns ``{unit name: {stat: tensor}}`` (averaged over batches)."""
 
     def __init__(self, model: nn.Module, units: list[Unit], mode: str = "eval", trajectory_lr: float = 0.0,
-                 per_sample: bool = False, label_mode: str = "true"):
+                 per_sample: bool = False, label_mode: str = "true", position: str = "consumer_input"):
+        if position not in ("consumer_input", "pre_activation"):
+            raise ValueError(f"method.calibration.position={position!r}; use consumer_input or pre_activation")
+        self.position = position
         self.model, self.units, self.mode = model, units, mode
         self.trajectory_lr, self.per_sample, self.label_mode = trajectory_lr, per_sample, label_mode
         self.acc: dict[str, dict[str, torch.Tensor]] = defaultdict(dict)
@@ -69,20 +72,30 @@ class Calibrator:
         conv = isinstance(unit.consumer, nn.Conv2d)
 
         def pre(_mod, args):
-            x = args[0]
-            if not x.requires_grad:
-                return
-            y = channel_view(x.detach(), conv)
-
-            def on_grad(g):
-                g = channel_view(g.detach(), conv)
-                for k, v in feature_stats(y.float(), g.float()).items():
-                    self._add(unit.name, k, v)
-                if self.per_sample:
-                    s = torch.stack([per_sample_signal(y.float(), g.float()), y.float().abs().flatten(1).sum(1)])
-                    self._batch_signal = s if self._batch_signal is None else self._batch_signal + s
-            x.register_hook(on_grad)
+            self._watch(unit, args[0], conv)
         return pre
+
+    def _pre_activation_hook(self, unit: Unit):
+        """Ablation (spec §7 #1): Y = output of the norm after the unit (post-BN, pre-ReLU), else the layer's."""
+        conv = isinstance(unit.layer, nn.Conv2d)
+
+        def post(_mod, _args, out):
+            self._watch(unit, out, conv)
+        return post
+
+    def _watch(self, unit: Unit, x: torch.Tensor, conv: bool) -> None:
+        if not x.requires_grad:
+            return
+        y = channel_view(x.detach(), conv)
+
+        def on_grad(g):
+            g = channel_view(g.detach(), conv)
+            for k, v in feature_stats(y.float(), g.float()).items():
+                self._add(unit.name, k, v)
+            if self.per_sample:
+                s = torch.stack([per_sample_signal(y.float(), g.float()), y.float().abs().flatten(1).sum(1)])
+                self._batch_signal = s if self._batch_signal is None else self._batch_signal + s
+        x.register_hook(on_grad)
 
     def _producer_hook(self, unit: Unit, layer: nn.Module, key: str):
         conv = isinstance(layer, nn.Conv2d)
@@ -100,7 +113,9 @@ class Calibrator:
         model.train(self.mode == "train")
         handles = []
         for u in self.units:
-            if u.consumer is not None:
+            if self.position == "pre_activation":
+                handles.append((u.bn or u.layer).register_forward_hook(self._pre_activation_hook(u)))
+            elif u.consumer is not None:
                 handles.append(u.consumer.register_forward_pre_hook(self._consumer_hook(u)))
             for i, p in enumerate(u.producers or [u.layer]):
                 handles.append(p.register_forward_pre_hook(self._producer_hook(u, p, f"in_sq{i}")))

@@ -25,7 +25,8 @@ from .units import find_units
 log = logging.getLogger(__name__)
 
 CALIBRATION_DEFAULTS = {"batches": 10, "batch_size": 128, "mode": "eval", "trajectory_lr": 0.0,
-                        "label_mode": "true", "splits": 1, "seed_offset": 1000}
+                        "label_mode": "true", "splits": 1, "seed_offset": 1000,
+                        "position": "consumer_input"}
 
 
 def plain(x):
@@ -84,7 +85,7 @@ class StructuredPruning(Method):
         n = int(batches or c["batches"])
         loader = ctx.data.calibration_loader(n, int(c["batch_size"]), seed_offset=int(seed_offset or c["seed_offset"]))
         return Calibrator(ctx.model, self.units, mode=c["mode"], trajectory_lr=float(c["trajectory_lr"]),
-                          label_mode=c["label_mode"]).run(loader)
+                          label_mode=c["label_mode"], position=c["position"]).run(loader)
 
     def calibrate(self, ctx) -> None:
         self.units = self._units(ctx)

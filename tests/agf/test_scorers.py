@@ -119,3 +119,17 @@ def test_calibration_leaves_model_untouched_in_train_mode():
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_pre_activation_position_uses_bn_output():
+    """Ablation §7 #1: Y = BN output (pre-ReLU); brute force with autograd on that tensor."""
+    model, units, data, _ = setup()
+    stats = Calibrator(model, units, position="pre_activation").run(data)
+    ref = torch.zeros(model.conv1.out_channels)
+    for x, y in data:
+        Z = model.bn1(model.conv1(model.relu0(model.conv0(x)))).detach().requires_grad_(True)
+        loss = F.cross_entropy(model.head1(model.relu1(Z)), y, reduction="sum")
+        (g,) = torch.autograd.grad(loss, Z)
+        ref += (Z * g).abs().sum((2, 3)).mean(0)
+    got = create_scorer("agf").bind(units, stats).unit_scores(units[0])
+    torch.testing.assert_close(got, ref / len(data), rtol=1e-4, atol=1e-7)
