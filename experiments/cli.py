@@ -8,7 +8,7 @@ import sys
 from omegaconf import DictConfig
 
 from .pipeline import RunFailed, run
-from .resume import Preempted, exit_for_requeue, install_preemption_handlers
+from .resume import Preempted, exit_for_requeue, install_preemption_handlers, preemption_requested
 
 log = logging.getLogger("flowprune")
 
@@ -71,4 +71,7 @@ def main_entry(cfg: DictConfig) -> float | None:
         if _is_multirun():
             return None
         sys.exit(1)
+    if preemption_requested():  # the signal came after the last training step: the run is recorded, stop here
+        print("preempted after the run finished; exiting for requeue", file=sys.stderr, flush=True)
+        exit_for_requeue()
     return record["metrics"].get("test_acc")

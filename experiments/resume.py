@@ -207,10 +207,6 @@ class ResumeState:
             self.state.setdefault("stages_done", {})[name] = seconds
             self._write_state()
 
-    def previous_seconds(self, name: str) -> float:
-        """Seconds a stage already spent in earlier attempts (added to this attempt's time)."""
-        return float(self.state.get("stage_seconds_partial", {}).get(name, 0.0))
-
     # -- per-fit trainer checkpoints -----------------------------------------------------------
     def fit_path(self, phase: str) -> Path:
         n = self._counters.get((self.stage, phase), 0)
