@@ -204,7 +204,7 @@ class Trainer:
             correct += (logits.detach().argmax(1) == y).sum()
             seen += y.numel()
             self.global_step += 1
-            if preemption_requested():
+            if self._should_stop():
                 self._partial = {"epoch": epoch, "step": step + 1, "seen": seen, "loader": epoch_loader_state,
                                  "loss_sum": loss_sum.detach().cpu(), "correct": correct.detach().cpu()}
                 if self.checkpoint_fn is not None:
@@ -217,6 +217,17 @@ class Trainer:
             raise NonFiniteLoss(f"non-finite training loss in {self.phase} epoch {epoch + 1}; "
                                 f"lower trainer.optimizer.lr (now {self.base_lr:g}) or check the method's loss terms")
         return {"train_loss": train_loss, "train_acc": 100.0 * correct.item() / max(seen, 1)}
+
+    def _should_stop(self) -> bool:
+        """A preemption signal was caught; under DDP every rank agrees (checked every 16 steps there)."""
+        from ..distributed import all_reduce_, is_distributed
+
+        if not is_distributed():
+            return preemption_requested()
+        if self.global_step % 16:
+            return False
+        flag = torch.tensor([float(preemption_requested())], device=self.device)
+        return bool(all_reduce_(flag, "max").item())
 
     def fit(self) -> FitResult:
         t0 = time.perf_counter() - self.result.seconds
