@@ -202,6 +202,7 @@ def run(cfg: DictConfig) -> dict:
               "error": None, "started": started, "git_commit": git_commit(), "seed": cfg.get("seed"),
               "config": OmegaConf.to_container(cfg, resolve=False), "metrics": {}, "stage_seconds": {}}
     tracker = None
+    resume: ResumeState | None = None
     main = True
     try:
         validate(cfg)
@@ -258,6 +259,8 @@ def run(cfg: DictConfig) -> dict:
     except Preempted:  # checkpoint written; no record: the requeued job resumes and records the run
         if tracker is not None:
             tracker.finish(exit_code=1)
+        if resume is not None:
+            resume.release()
         distributed.shutdown()
         raise
     except Exception as exc:  # noqa: BLE001 - every failure is recorded, then re-raised as RunFailed
@@ -267,6 +270,8 @@ def run(cfg: DictConfig) -> dict:
                                       f"{cfg.trainer.get('eval_batch_size')}")
         record["error"] = one_line(exc)
         record["finished"] = _now()
+        if resume is not None:
+            resume.release()  # the folder stays: re-running resumes (or resume=false starts over)
         distributed.shutdown()
         if not main:
             raise RunFailed(record["error"]) from None

@@ -21,6 +21,7 @@ Methods keep per-epoch state that must survive a restart in their callbacks' ``s
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 REQUEUE_EXIT_CODE = 75
 
 #: Config keys that do not change what a run computes, so they are left out of the run key.
-KEY_EXCLUDE = ("results_dir", "logger", "data_root", "resume", "resume_key", "device", "experiment_name")
+KEY_EXCLUDE = ("results_dir", "logger", "data_root", "resume", "resume_key", "device")
 TRAINER_KEY_EXCLUDE = ("progress",)
 
 
@@ -164,6 +165,7 @@ class ResumeState:
         self.resumed = False
         self.stage = ""
         self._counters: dict[tuple[str, str], int] = {}
+        self._lock_fd: int | None = None
 
     @property
     def state_file(self) -> Path:
@@ -172,6 +174,11 @@ class ResumeState:
     def begin(self, run_id: str, started: str) -> tuple[str, str]:
         """Load (or create) the run's state; returns the (possibly earlier) ``run_id`` and start time."""
         if not self.enabled:
+            return run_id, started
+        if not self._lock():
+            log.warning("another process is running this config (%s is locked); this run neither resumes "
+                        "nor checkpoints (set resume_key=<name> to tell the runs apart)", self.dir)
+            self.enabled = False
             return run_id, started
         if self.state_file.exists():
             try:
@@ -189,6 +196,24 @@ class ResumeState:
             self.state = {"run_id": run_id, "started": started, "key": self.key, "attempts": 1, "stages_done": {}}
         self._write_state()
         return run_id, started
+
+    def _lock(self) -> bool:
+        """Hold an exclusive lock on the folder for the life of this process (released on any exit)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._lock_fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def _write_state(self) -> None:
         if not (self.enabled and self.writer):
@@ -245,6 +270,7 @@ class ResumeState:
         """The run is recorded: its resume folder is no longer needed."""
         if self.enabled and self.writer and self.dir.exists():
             shutil.rmtree(self.dir, ignore_errors=True)
+        self.release()
 
 
 def exit_for_requeue() -> None:

@@ -141,3 +141,19 @@ def test_rng_state_roundtrip_restores_every_generator(tmp_path):
     set_rng_state(safe_load(tmp_path / "rng.pt"))           # weights_only load of the saved states
     got = (torch.rand(3), np.random.rand(3), random.random())
     assert torch.equal(expected[0], got[0]) and np.array_equal(expected[1], got[1]) and expected[2] == got[2]
+
+
+def test_a_second_process_with_the_same_config_does_not_share_the_resume_folder(tmp_path):
+    cfg = compose_cfg(TINY + ["method=dense"], tmp_path)
+    first = ResumeState(tmp_path, run_key(cfg))
+    assert first.begin("run-a", "t0") == ("run-a", "t0") and first.enabled
+    code = ("import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR)\n"
+            "try:\n    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB); print('free')\n"
+            "except OSError:\n    print('locked')")
+    probe = lambda: subprocess.run([sys.executable, "-c", code, str(first.dir / "lock")], capture_output=True,
+                                   text=True).stdout.strip()
+    assert probe() == "locked"                          # held for the life of the running process
+    first.release()
+    assert probe() == "free"
+    second = ResumeState(tmp_path, run_key(cfg))
+    assert second.begin("run-b", "t1") == ("run-a", "t0") and second.resumed   # a later run resumes it
