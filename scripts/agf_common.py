@@ -30,7 +30,12 @@ def runs(results_dir: str, experiment: str) -> pd.DataFrame:
                "from_scratch": bool(method.get("from_scratch"))}
         row.update({k: v for k, v in m.items() if isinstance(v, (int, float, str)) or v is None})
         rows.append(row)
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    # a re-run of the same setting replaces the earlier record
+    key = ["scorer", "seed", "target", "calib_T", "pretrain_epochs", "from_scratch", "model"]
+    return df.drop_duplicates(subset=key, keep="last").reset_index(drop=True)
 
 
 def mean_std(df: pd.DataFrame, by: list[str], cols: list[str]) -> pd.DataFrame:
