@@ -43,13 +43,33 @@ def reinitialise(model: nn.Module) -> None:
             nn.init.trunc_normal_(p, std=0.02)
 
 
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, loader) -> None:
+    """Reset every BatchNorm's running statistics and re-estimate them (cumulative mean) on ``loader``."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return
+    was = model.training
+    saved = {m: m.momentum for m in bns}
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    for x, _ in loader:
+        model(x)
+    for m in bns:
+        m.momentum = saved[m]
+    model.train(was)
+
+
 class StructuredPruning(Method):
     def __init__(self, name: str = "structured", scorer="agf", target_sparsity: float = 0.75,
                  target_kind: str = "channels", global_ranking: bool = False, normalize: str = "mean",
                  iterative_steps: int = 1, iterative_finetune_epochs: int = 0, calibration: dict | None = None,
                  include_residual: bool = False, ignore: list | None = None, prune_heads: bool = False,
                  round_to: int = 1, finetune: bool = True, from_scratch: bool = False,
-                 save_scores: bool = True, signal_batches: int = 0, seed: int = 0):
+                 save_scores: bool = True, signal_batches: int = 0, bn_recalibration_batches: int = 0,
+                 seed: int = 0):
         super().__init__(name=name, finetune=finetune)
         if isinstance(scorer, str):
             scorer = create_scorer(scorer, seed=seed)
@@ -73,6 +93,7 @@ class StructuredPruning(Method):
         self.include_residual, self.ignore, self.prune_heads = include_residual, list(plain(ignore) or []), prune_heads
         self.round_to, self.from_scratch = int(round_to), bool(from_scratch)
         self.save_scores, self.signal_batches = bool(save_scores), int(signal_batches)
+        self.bn_recalibration_batches = int(bn_recalibration_batches)
         self.units: list = []
         self.stats: dict = {}
 
@@ -145,6 +166,10 @@ class StructuredPruning(Method):
             remove_channels(ctx.model, example, self.units, keep)
         ctx.metrics["kept_channels"] = {u.name: u.num_channels for u in self.units}
         ctx.metrics["acc_after_prune"] = ctx.evaluate(ctx.model)["acc"]
+        if self.bn_recalibration_batches > 0:   # not in the paper: re-estimate BN statistics, no weight update
+            recalibrate_bn(ctx.model, ctx.data.calibration_loader(self.bn_recalibration_batches,
+                                                                  int(self.calib["batch_size"]), seed_offset=77))
+            ctx.metrics["acc_after_prune_bn_recal"] = ctx.evaluate(ctx.model)["acc"]
         log.info("after pruning (%s, %.2f): test acc %.2f%%", self.scorer.name, self.target,
                  ctx.metrics["acc_after_prune"])
 

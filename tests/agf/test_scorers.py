@@ -133,3 +133,12 @@ def test_pre_activation_position_uses_bn_output():
         ref += (Z * g).abs().sum((2, 3)).mean(0)
     got = create_scorer("agf").bind(units, stats).unit_scores(units[0])
     torch.testing.assert_close(got, ref / len(data), rtol=1e-4, atol=1e-7)
+
+
+def test_bn_recalibration_matches_batch_statistics():
+    from agf.method import recalibrate_bn
+    model, _, data, _ = setup()
+    recalibrate_bn(model, data)
+    feats = torch.cat([model.conv1(model.relu0(model.conv0(x))).detach() for x, _ in data])
+    torch.testing.assert_close(model.bn1.running_mean, feats.mean((0, 2, 3)), rtol=1e-4, atol=1e-6)
+    assert not model.training
