@@ -2,12 +2,19 @@
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[0]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import reporting  # noqa: E402
 from experiments.results import ResultsStore  # noqa: E402
+from reporting import markdown, mean_std, write_table  # noqa: E402,F401  (re-exported for the agf scripts)
+
+#: The AGF report scripts log to their own W&B group.
+log_wandb = partial(reporting.log_wandb, group="agf-reports")
 
 
 def runs(results_dir: str, experiment: str) -> pd.DataFrame:
@@ -36,53 +43,3 @@ def runs(results_dir: str, experiment: str) -> pd.DataFrame:
     # a re-run of the same setting replaces the earlier record
     key = ["scorer", "seed", "target", "calib_T", "pretrain_epochs", "from_scratch", "model"]
     return df.drop_duplicates(subset=key, keep="last").reset_index(drop=True)
-
-
-def mean_std(df: pd.DataFrame, by: list[str], cols: list[str]) -> pd.DataFrame:
-    """``mean ± std (n)`` strings per group, plus numeric ``<col>_mean`` columns for sorting/plots."""
-    g = df.groupby(by, dropna=False)
-    out = g.size().rename("n").to_frame()
-    for c in cols:
-        if c not in df:
-            continue
-        out[f"{c}_mean"] = g[c].mean()
-        out[f"{c}_std"] = g[c].std(ddof=1)
-        out[c] = [f"{m:.2f} ± {s:.2f}" if s == s else f"{m:.2f}" for m, s in zip(out[f"{c}_mean"], out[f"{c}_std"])]
-    return out.reset_index()
-
-
-def write_table(df: pd.DataFrame, name: str, out_dir: str, note: str = "") -> Path:
-    """``results/tables/<name>.{md,csv,tex}``; returns the markdown path."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    df.to_csv(out / f"{name}.csv", index=False)
-    md = markdown(df)
-    (out / f"{name}.md").write_text((note + "\n\n" if note else "") + md + "\n")
-    (out / f"{name}.tex").write_text(df.to_latex(index=False))
-    return out / f"{name}.md"
-
-
-def markdown(df: pd.DataFrame) -> str:
-    """A GitHub markdown table (no tabulate dependency)."""
-    def cell(v):
-        if isinstance(v, float):
-            return "" if v != v else f"{v:.4g}"
-        return str(v)
-    head = "| " + " | ".join(map(str, df.columns)) + " |"
-    sep = "|" + "|".join("---" for _ in df.columns) + "|"
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join([head, sep, *body])
-
-
-def log_wandb(enabled: bool, name: str, tables: dict[str, pd.DataFrame], images: dict[str, Path], results_dir: str):
-    """Log tables/figures to one W&B run (offline mode unless configured) when ``enabled``."""
-    if not enabled:
-        return
-    from experiments.tracking import Tracker
-    tr = Tracker(mode="offline", project="flowprune", group="agf-reports", job_type="report", name=name,
-                 results_dir=Path(results_dir))
-    for key, df in tables.items():
-        tr.table(key, [str(c) for c in df.columns], df.astype(str).values.tolist())
-    for key, path in images.items():
-        tr.image(key, str(path))
-    tr.finish()

@@ -1,0 +1,131 @@
+"""Generic helpers of every report script: read the results store into a DataFrame, aggregate over seeds,
+write tables (md/csv/tex) and figures (PNG/PDF), log them to W&B.
+
+Scripts only read records (``experiments.results``) and write under ``<results_dir>/tables|figures``.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from experiments.results import ResultsStore  # noqa: E402
+
+#: A re-run of the same setting (these columns equal) replaces the earlier record.
+RUN_KEY = ["experiment", "method", "scorer", "model", "dataset", "target", "seed"]
+
+
+def _name(node) -> str | None:
+    """``cfg.x.name`` when ``x`` is a config group dict, else ``x`` itself (a plain string or None)."""
+    return node.get("name") if isinstance(node, dict) else node
+
+
+def flatten_record(r: dict) -> dict:
+    """One row: ids, the setting (method/model/dataset/target/scorer), every scalar metric, the config dict."""
+    cfg, metrics = r.get("config") or {}, r.get("metrics") or {}
+    method = cfg.get("method") or {}
+    target = (cfg.get("sparsity") or {}).get("target", method.get("target_sparsity"))
+    row = {"run_id": r.get("run_id"), "experiment": r.get("experiment"), "status": r.get("status"),
+           "seed": r.get("seed"), "method": _name(method), "scorer": _name(method.get("scorer")),
+           "model": _name(cfg.get("model")), "dataset": _name(cfg.get("dataset")), "target": target}
+    row.update({k: v for k, v in metrics.items() if v is None or isinstance(v, (int, float, str, bool))})
+    row["config"] = cfg
+    return row
+
+
+def load_runs(results_dir: str | Path, experiment: str | Iterable[str] | None = None,
+              status: str | None = "ok") -> pd.DataFrame:
+    """Records of ``results_dir`` as one flat row each (see :func:`flatten_record`).
+
+    ``experiment``: a name, several names, or None for all; ``status``: "ok", "failed" or None for both.
+    A re-run of the same setting (:data:`RUN_KEY`) keeps only the last record written.
+    """
+    wanted = None if experiment is None else {experiment} if isinstance(experiment, str) else set(experiment)
+    rows = [flatten_record(r) for r in ResultsStore(results_dir).records()
+            if (status is None or r.get("status") == status) and (wanted is None or r.get("experiment") in wanted)]
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    return df.drop_duplicates(subset=RUN_KEY, keep="last").reset_index(drop=True)
+
+
+def fmt_mean_std(mean: float, std: float, digits: int = 2) -> str:
+    """``"m ± s"``, or ``"m"`` alone when the std is undefined (a single seed)."""
+    if mean != mean:
+        return ""
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if std == std else f"{mean:.{digits}f}"
+
+
+def mean_std(df: pd.DataFrame, by: list[str], cols: list[str], digits: int = 2) -> pd.DataFrame:
+    """Per group of ``by``: ``n``, numeric ``<col>_mean`` / ``<col>_std`` (sample std, ddof=1) and a
+    ``<col>`` column of ``"mean ± std"`` strings; columns absent from ``df`` are skipped."""
+    g = df.groupby(by, dropna=False)
+    out = g.size().rename("n").to_frame()
+    for c in cols:
+        if c not in df:
+            continue
+        out[f"{c}_mean"] = g[c].mean()
+        out[f"{c}_std"] = g[c].std(ddof=1)
+        out[c] = [fmt_mean_std(m, s, digits) for m, s in zip(out[f"{c}_mean"], out[f"{c}_std"])]
+    return out.reset_index()
+
+
+def markdown(df: pd.DataFrame) -> str:
+    """A GitHub markdown table (no tabulate dependency)."""
+    def cell(v):
+        if isinstance(v, float):
+            return "" if v != v else f"{v:.4g}"
+        return "" if v is None else str(v)
+    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    sep = "|" + "|".join("---" for _ in df.columns) + "|"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, sep, *body])
+
+
+def write_table(df: pd.DataFrame, name: str, out_dir: str | Path, note: str = "") -> Path:
+    """``<out_dir>/<name>.{md,csv,tex}`` (the note heads the markdown); returns the markdown path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out / f"{name}.csv", index=False)
+    (out / f"{name}.md").write_text((note + "\n\n" if note else "") + markdown(df) + "\n")
+    (out / f"{name}.tex").write_text(df.to_latex(index=False))
+    return out / f"{name}.md"
+
+
+def save_figure(fig, name: str, out_dir: str | Path) -> list[Path]:
+    """``<out_dir>/<name>.png`` (150 dpi) and ``.pdf``; closes the figure; returns both paths."""
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.png", out / f"{name}.pdf"]
+    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def log_wandb(enabled: bool, name: str, tables: dict[str, pd.DataFrame], images: dict[str, Path],
+              results_dir: str | Path, group: str = "reports"):
+    """Log tables/figures to one W&B run (offline mode unless configured) when ``enabled``."""
+    if not enabled:
+        return
+    from experiments.tracking import Tracker
+    tr = Tracker(mode="offline", project="flowprune", group=group, job_type="report", name=name,
+                 results_dir=Path(results_dir))
+    for key, df in tables.items():
+        tr.table(key, [str(c) for c in df.columns], df.astype(str).values.tolist())
+    for key, path in images.items():
+        tr.image(key, str(path))
+    tr.finish()
+
+
+def matplotlib_agg():
+    """``matplotlib.pyplot`` with the non-interactive Agg backend (scripts run headless)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
