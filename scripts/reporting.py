@@ -73,6 +73,48 @@ def mean_std(df: pd.DataFrame, by: list[str], cols: list[str], digits: int = 2) 
     return out.reset_index()
 
 
+def pct(target) -> str:
+    """A sparsity target as a column label: 0.9 -> "90%", 0.965 -> "96.5%" (non-numbers unchanged)."""
+    try:
+        return f"{float(target) * 100:g}%" if target == target and target is not None else "-"
+    except (TypeError, ValueError):
+        return str(target)
+
+
+def key_label(key: str, value) -> str:
+    """How a grouping value is shown: targets as percentages, everything else as text."""
+    return pct(value) if key == "target" else str(value)
+
+
+def _labels(keys: list[str], frame: pd.DataFrame) -> list[tuple[str, ...]]:
+    return [tuple(key_label(k, v) for k, v in zip(keys, vals)) for vals in frame[keys].itertuples(index=False)]
+
+
+def cell_text(mean: float, std: float, n: int, sparsity: float | None = None, digits: int = 2) -> str:
+    """One table cell: ``"89.12 ± 0.10 (3) [s=0.900]"`` (mean ± std over n seeds, mean achieved sparsity)."""
+    if mean != mean or mean is None:
+        return ""
+    text = f"{fmt_mean_std(mean, std, digits)} ({n})"
+    return text + (f" [s={sparsity:.3f}]" if sparsity is not None and sparsity == sparsity else "")
+
+
+def pivot_cells(df: pd.DataFrame, rows: list[str], cols: list[str], metric: str = "test_acc") -> pd.DataFrame:
+    """A wide table: one row per value of ``rows``, one column per value of ``cols`` (labels joined by " / ",
+    in sorted order), each cell :func:`cell_text` of ``metric`` over the group's records (seeds)."""
+    agg = mean_std(df, rows + cols, [metric, "sparsity"])
+    sp = agg["sparsity_mean"] if "sparsity_mean" in agg else pd.Series([None] * len(agg))
+    agg["cell"] = [cell_text(m, s, n, x) for m, s, n, x in
+                   zip(agg[f"{metric}_mean"], agg[f"{metric}_std"], agg["n"], sp)]
+    agg["_col"] = [" / ".join(t) for t in _labels(cols, agg)]
+    agg["_row"] = _labels(rows, agg)
+    col_order = list(dict.fromkeys(agg.sort_values(cols, na_position="last", kind="stable")["_col"]))
+    row_order = list(dict.fromkeys(agg.sort_values(rows, na_position="last", kind="stable")["_row"]))
+    cells = {(r, c): v for r, c, v in zip(agg["_row"], agg["_col"], agg["cell"])}
+    wide = pd.DataFrame([list(r) + [cells.get((r, c), "") for c in col_order] for r in row_order],
+                        columns=rows + col_order)
+    return wide
+
+
 def markdown(df: pd.DataFrame) -> str:
     """A GitHub markdown table (no tabulate dependency)."""
     def cell(v):
