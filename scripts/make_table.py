@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reporting import load_runs, pivot_cells, write_table  # noqa: E402
+from reporting import pivot_cells, runs_or_exit, write_table  # noqa: E402
 
 ALIASES = {"sparsity": "target"}
 
@@ -23,15 +23,6 @@ ALIASES = {"sparsity": "target"}
 def keys(arg: str) -> list[str]:
     """``"model,sparsity"`` -> ``["model", "target"]``."""
     return [ALIASES.get(k.strip(), k.strip()) for k in arg.split(",") if k.strip()]
-
-
-def build(df, rows: list[str], cols: list[str], metric: str):
-    """The wide table, or a one-line error naming the unknown key."""
-    for k in rows + cols + [metric]:
-        if k not in df:
-            known = ", ".join(c for c in df.columns if c != "config")
-            raise KeyError(f"unknown key '{k}'; records have: {known}")
-    return pivot_cells(df, rows, cols, metric)
 
 
 def main(argv=None) -> int:
@@ -45,16 +36,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None, help="output folder (default <results-dir>/tables)")
     args = ap.parse_args(argv)
 
-    df = load_runs(args.results_dir, args.experiment)
-    if df.empty:
-        print(f"error: no ok records of experiment '{args.experiment}' in {Path(args.results_dir) / 'runs'}; "
-              f"run it first or pass --results-dir/--experiment", file=sys.stderr)
-        return 2
-    try:
-        table = build(df, keys(args.rows), keys(args.cols), args.metric)
-    except KeyError as exc:
-        print(f"error: {exc.args[0]}", file=sys.stderr)
-        return 2
+    rows, cols = keys(args.rows), keys(args.cols)
+    df = runs_or_exit(args.results_dir, args.experiment, rows + cols + [args.metric])
+    table = pivot_cells(df, rows, cols, args.metric)
     name = args.name or args.experiment.replace("/", "_")
     note = (f"Experiment `{args.experiment}`: {args.metric} mean ± std (n seeds) [s = mean achieved sparsity], "
             f"{len(df)} runs from `{args.results_dir}`.")

@@ -52,6 +52,25 @@ def load_runs(results_dir: str | Path, experiment: str | Iterable[str] | None = 
     return df.drop_duplicates(subset=RUN_KEY, keep="last").reset_index(drop=True)
 
 
+def fail(message: str, code: int = 2):
+    """A user error: one line on stderr, exit status ``code`` (2)."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def runs_or_exit(results_dir: str | Path, experiment: str | Iterable[str], keys: Iterable[str] = ()) -> pd.DataFrame:
+    """:func:`load_runs`, or exit 2 with one line when there are no ok records or a key is not a column."""
+    df = load_runs(results_dir, experiment)
+    names = experiment if isinstance(experiment, str) else " or ".join(experiment)
+    if df.empty:
+        fail(f"no ok records of experiment '{names}' in {Path(results_dir) / 'runs'}; "
+             f"run it first or pass --results-dir/--experiment")
+    for k in keys:
+        if k not in df:
+            fail(f"unknown key '{k}'; records have: {', '.join(c for c in df.columns if c != 'config')}")
+    return df
+
+
 def fmt_mean_std(mean: float, std: float, digits: int = 2) -> str:
     """``"m ± s"``, or ``"m"`` alone when the std is undefined (a single seed)."""
     if mean != mean:
@@ -148,6 +167,16 @@ def save_figure(fig, name: str, out_dir: str | Path) -> list[Path]:
     fig.savefig(paths[1], bbox_inches="tight")
     plt.close(fig)
     return paths
+
+
+def plot_mean_std(ax, df: pd.DataFrame, x: str, y: str, hue: str, group: str | None = None, **kw) -> None:
+    """One line per value of ``hue``: mean ``y`` ± std (error bars) over the records of each ``group`` value
+    (default ``x``), placed at the group's mean ``x`` (e.g. group=target, x=achieved sparsity)."""
+    by = group or x
+    for key, sub in df.groupby(hue, dropna=False, sort=True):
+        g = sub.groupby(by, dropna=True)
+        pts = pd.DataFrame({"x": g[x].mean(), "y": g[y].mean(), "err": g[y].std(ddof=1).fillna(0.0)}).sort_values("x")
+        ax.errorbar(pts["x"], pts["y"], yerr=pts["err"], marker="o", capsize=3, label=str(key), **kw)
 
 
 def log_wandb(enabled: bool, name: str, tables: dict[str, pd.DataFrame], images: dict[str, Path],
