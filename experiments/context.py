@@ -98,9 +98,11 @@ class StageContext:
 
     def fit(self, model: nn.Module, callbacks: Sequence[Callback] = (), phase: str = "finetune",
             epochs: int | None = None, schedule_phases: list[dict] | None = None,
-            optimizer: dict | None = None, label_smoothing: float | None = None) -> FitResult:
-        """Train with the ``phase`` recipe; methods override epochs, LR phases or optimizer as needed."""
-        recipe = self.recipe("pretrain" if phase == "pretrain" else "finetune")
+            optimizer: dict | None = None, label_smoothing: float | None = None,
+            recipe: str | None = None) -> FitResult:
+        """Train with the ``phase`` recipe (or the named ``recipe``: a from-scratch sparse method trains
+        with ``pretrain``'s optimizer and schedule); methods override epochs, LR phases or optimizer."""
+        recipe = self.recipe(recipe or ("pretrain" if phase == "pretrain" else "finetune"))
         tr = self.cfg.trainer
         opt = OmegaConf.to_container(recipe.optimizer, resolve=True)
         opt.update(optimizer or {})

@@ -1,0 +1,19 @@
+"""One-shot global magnitude pruning of the trained dense model, then fine-tuning with fixed masks."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from .masked_method import MaskedMethod
+from .masking import global_magnitude_masks, original_weights
+
+if TYPE_CHECKING:  # pragma: no cover
+    from experiments.context import StageContext
+
+
+class OneShotMagnitude(MaskedMethod):
+    """Keep the (1 − S)·N largest |w| over all Conv2d/Linear weights (global ranking)."""
+
+    def initial_masks(self, ctx: "StageContext") -> dict[str, torch.Tensor]:
+        return global_magnitude_masks(dict(original_weights(ctx.model)), 1.0 - self.target_sparsity)

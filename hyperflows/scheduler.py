@@ -1,0 +1,112 @@
+"""Hyperflows' pressure scheduler (Algorithm 1) and flow-LR schedule of the regrowth stage.
+
+The user asks for a final sparsity S; the scheduler aims at the pre-regrowth density
+D* = (100 − 100·S)·ρ (regrowth adds weights back, ρ = 11.5/13) along the trajectory
+
+    D̂(e) = 100 · Π_{k≤e} r(k),   r(k) = r_s + (r_e − r_s) · σ(A/E_p · (k − E_p/2))      (eqs. 13–14)
+
+with r_s found by bisection so that D̂(E_p) = D*. After each pruning epoch γ moves towards the
+trajectory with inertia (step s, inertia increments s/4, floor 0) and λ = γ^p for the next epoch.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+def retention(k: int, r_s: float, epochs: int, aggressivity: float = 6.0, r_e: float = 0.999) -> float:
+    """Per-epoch retention factor r(k) (eq. 14)."""
+    a = aggressivity / epochs
+    return r_s + (r_e - r_s) / (1.0 + math.exp(-a * (k - epochs / 2.0)))
+
+
+def trajectory(r_s: float, epochs: int, aggressivity: float = 6.0, r_e: float = 0.999) -> list[float]:
+    """[D̂(1), …, D̂(E_p)] in % (eq. 13)."""
+    out, d = [], 100.0
+    for k in range(1, epochs + 1):
+        d *= retention(k, r_s, epochs, aggressivity, r_e)
+        out.append(d)
+    return out
+
+
+def solve_r_s(target_density: float, epochs: int, aggressivity: float = 6.0, r_e: float = 0.999,
+              tol: float = 1e-6, max_iter: int = 100) -> float:
+    """Bisection on [0, r_e] for the early retention r_s with D̂(E_p) = D* (D* in %)."""
+    if not 0.0 < target_density <= 100.0:
+        raise ValueError(f"target density {target_density} % must be in (0, 100]")
+    lo, hi = 0.0, r_e
+    best, best_err = hi, math.inf
+    for _ in range(max_iter):
+        mid = 0.5 * (lo + hi)
+        err = trajectory(mid, epochs, aggressivity, r_e)[-1] - target_density
+        if abs(err) < best_err:
+            best, best_err = mid, abs(err)
+        if abs(err) < tol:
+            break
+        if err > 0:   # too dense at the end: retain less early
+            hi = mid
+        else:
+            lo = mid
+    return best
+
+
+def scheduler_target(final_sparsity: float, regrowth_offset: float = 11.5 / 13) -> float:
+    """D* in %: the density the pruning stage aims at, below the final target by ρ (spec §3.5)."""
+    return (100.0 - 100.0 * final_sparsity) * regrowth_offset
+
+
+@dataclass
+class PressureScheduler:
+    """γ update with inertia (Algorithm 1); ``step`` returns λ = γ^p for the next epoch."""
+
+    target_density: float        # D* in %
+    epochs: int                  # E_p
+    step_size: float = 0.2       # s
+    exponent: float = 1.5        # p
+    aggressivity: float = 6.0    # A
+    end_retention: float = 0.999  # r_e
+    gamma: float = 0.0
+    inertia_up: float = 0.0
+    inertia_down: float = 0.0
+
+    def __post_init__(self):
+        self.r_s = solve_r_s(self.target_density, self.epochs, self.aggressivity, self.end_retention)
+        self.expected = trajectory(self.r_s, self.epochs, self.aggressivity, self.end_retention)
+
+    def expected_density(self, e: int) -> float:
+        """D̂(e) for pruning epoch e = 1..E_p (held at D* after)."""
+        return self.expected[min(max(e, 1), self.epochs) - 1]
+
+    def step(self, e: int, density: float) -> float:
+        """Update γ after pruning epoch ``e`` with the measured density (%, strict comparison, A6)."""
+        s = self.step_size
+        if density > self.expected_density(e):
+            self.gamma += s + self.inertia_up
+            self.inertia_up += s / 4
+            self.inertia_down = 0.0
+        else:
+            self.gamma -= s + self.inertia_down
+            self.inertia_down += s / 4
+            self.inertia_up = 0.0
+            self.gamma = max(self.gamma, 0.0)
+        return self.lam
+
+    @property
+    def lam(self) -> float:
+        return max(self.gamma, 0.0) ** self.exponent
+
+    def state_dict(self) -> dict:
+        return {"gamma": self.gamma, "inertia_up": self.inertia_up, "inertia_down": self.inertia_down}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.gamma, self.inertia_up, self.inertia_down = state["gamma"], state["inertia_up"], state["inertia_down"]
+
+
+def flow_lr(epoch: int, base_lr: float, pruning_epochs: int, regrowth_scale: float = 5.0,
+            regrowth_decay: float = 0.75, zero_after: int = 50) -> float:
+    """η_t of 0-based ``epoch``: constant η_t while pruning; from the first regrowth epoch
+    κ·η_t·δ^k (k = 0, 1, …), and 0 once k ≥ ``zero_after`` (eq. 12)."""
+    if epoch < pruning_epochs:
+        return base_lr
+    k = epoch - pruning_epochs
+    return 0.0 if k >= zero_after else base_lr * regrowth_scale * regrowth_decay ** k
