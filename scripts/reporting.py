@@ -124,14 +124,18 @@ def pivot_cells(df: pd.DataFrame, rows: list[str], cols: list[str], metric: str 
     sp = agg["sparsity_mean"] if "sparsity_mean" in agg else pd.Series([None] * len(agg))
     agg["cell"] = [cell_text(m, s, n, x) for m, s, n, x in
                    zip(agg[f"{metric}_mean"], agg[f"{metric}_std"], agg["n"], sp)]
-    agg["_col"] = [" / ".join(t) for t in _labels(cols, agg)]
-    agg["_row"] = _labels(rows, agg)
-    col_order = list(dict.fromkeys(agg.sort_values(cols, na_position="last", kind="stable")["_col"]))
-    row_order = list(dict.fromkeys(agg.sort_values(rows, na_position="last", kind="stable")["_row"]))
-    cells = {(r, c): v for r, c, v in zip(agg["_row"], agg["_col"], agg["cell"])}
-    wide = pd.DataFrame([list(r) + [cells.get((r, c), "") for c in col_order] for r in row_order],
+    return spread(agg, rows, cols, "cell")
+
+
+def spread(long: pd.DataFrame, rows: list[str], cols: list[str], value: str) -> pd.DataFrame:
+    """Long -> wide: one row per ``rows`` value, one column per ``cols`` value (labels joined by " / " in
+    sorted key order, targets as "90%"), cells from ``value`` ("" where a combination is absent)."""
+    long = long.assign(_col=[" / ".join(t) for t in _labels(cols, long)], _row=_labels(rows, long))
+    col_order = list(dict.fromkeys(long.sort_values(cols, na_position="last", kind="stable")["_col"]))
+    row_order = list(dict.fromkeys(long.sort_values(rows, na_position="last", kind="stable")["_row"]))
+    cells = {(r, c): v for r, c, v in zip(long["_row"], long["_col"], long[value])}
+    return pd.DataFrame([list(r) + [cells.get((r, c), "") for c in col_order] for r in row_order],
                         columns=rows + col_order)
-    return wide
 
 
 def markdown(df: pd.DataFrame) -> str:
