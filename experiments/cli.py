@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
+from pathlib import Path
 
 from omegaconf import DictConfig
 
@@ -37,7 +39,25 @@ def preflight(argv: list[str]) -> None:
     except PermissionError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)
-    sys.argv[1:] = torchrun_overrides(argv)
+    sys.argv[1:] = torchrun_overrides(quote_numeric_options(argv))
+
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+_NUMBERS = re.compile(r"^\d+(\.\d+)?(,\d+(\.\d+)?)*$")
+
+
+def quote_numeric_options(argv: list[str], conf_dir: Path = CONF_DIR) -> list[str]:
+    """``sparsity=90,95,98`` -> ``sparsity="90","95","98"``: Hydra reads a bare number as an int and
+    refuses it as a config-group option ("Config group override must be a string"); quoting the
+    numeric option names of a config group makes the DESIGN contract's ``-m sparsity=90,95,98`` work."""
+    out = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        group = key.lstrip("+~")
+        if sep and "." not in group and (conf_dir / group).is_dir() and _NUMBERS.match(value):
+            arg = f'{key}={",".join(chr(34) + v + chr(34) for v in value.split(","))}'
+        out.append(arg)
+    return out
 
 
 def torchrun_overrides(argv: list[str]) -> list[str]:
