@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -57,6 +58,18 @@ def git_commit() -> str | None:
 def one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
+
+
+def instantiate_component(node: DictConfig, key: str):
+    """``instantiate`` a ``_target_`` node; a ValueError/TypeError from the component's constructor (a bad
+    hyperparameter, an unknown keyword) becomes one ``ConfigError`` line naming the key, not Hydra's wrapper."""
+    try:
+        return instantiate(node)
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        if isinstance(cause, (ValueError, TypeError)):
+            raise ConfigError(f"{key}: {cause}") from exc
+        raise
 
 
 def build_data(cfg: DictConfig, device: torch.device):
@@ -152,7 +165,7 @@ def stage_route(ctx: StageContext, method: Method) -> None:
     router = ctx.cfg.get("routing")
     if router is None or "_target_" not in router:
         return
-    ctx.metrics.update(instantiate(router).run(ctx) or {})
+    ctx.metrics.update(instantiate_component(router, "routing").run(ctx) or {})
 
 
 STAGES = {"pretrain": stage_pretrain, "calibrate": stage_calibrate, "prune": stage_prune,
@@ -217,7 +230,7 @@ def run(cfg: DictConfig) -> dict:
             resume.state.setdefault("run_id", run_id)
         run_id, started, resume.state = distributed.broadcast_object((run_id, started, resume.state))
         record.update(run_id=run_id, started=started, attempts=resume.state.get("attempts", 1))
-        method = instantiate(cfg.method)
+        method = instantiate_component(cfg.method, "method")
         if not isinstance(method, Method):
             raise ConfigError(f"method._target_={cfg.method._target_} is not a experiments.method.Method subclass")
         data = build_data(cfg, device)

@@ -1,0 +1,155 @@
+"""Hyperflows training-step time and memory ÷ dense, measured in one process with the real code path.
+
+Each regime is the project's own ``Trainer.train_epoch`` over the same in-memory batches:
+
+- ``dense``: the plain model, SGD;
+- ``masked``: ``hyperflows.masking.BinaryMask`` on every Conv2d/Linear weight + the baselines'
+  ``MaskCallback`` (masks re-applied, momentum masked after each step);
+- ``hyperflows``: ``FlowMask`` on every weight + ``HyperflowsCallback`` (pressure gradient each step,
+  Adam on t, scheduler ticks), with a non-zero λ so the pressure path runs.
+
+Regimes alternate (dense, masked, hyperflows, dense, …) and the median over repeats is reported.
+Memory: on CUDA the peak allocated bytes of a training block; on CPU the persistent training state
+(parameters + gradients + optimizer state), since CPU peak allocation is not observable from torch.
+
+    python scripts/bench_hyperflows.py                        # CPU: LeNet-300 and LeNet-5, batch 128
+    python scripts/bench_hyperflows.py --models resnet50_cifar --batch-size 128   # on a GPU (bf16)
+Writes ``results/bench/bench_hyperflows.{json,md}`` (``--out``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from experiments.models import create_model  # noqa: E402
+from experiments.train import Trainer, create_schedule  # noqa: E402
+from hyperflows.flow_mask import attach_flow_masks  # noqa: E402
+from hyperflows.masked_method import MaskedMethod, MaskCallback, set_masks  # noqa: E402
+from hyperflows.masking import BinaryMask, attach_masks, global_magnitude_masks, original_weights  # noqa: E402
+from hyperflows.method import Hyperflows, HyperflowsCallback  # noqa: E402
+
+REGIMES = ("dense", "masked", "hyperflows")
+#: model -> (in_channels, image size, classes)
+GEOMETRY = {"lenet300": (1, 28, 10), "lenet5": (1, 28, 10), "resnet50_cifar": (3, 32, 10),
+            "vgg19_cifar": (3, 32, 10), "resnet8": (3, 32, 10), "resnet20": (3, 32, 10)}
+
+
+def build_trainer(name: str, regime: str, batches: list, device: torch.device) -> Trainer:
+    c, s, k = GEOMETRY[name]
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=k, in_channels=c, image_size=s).to(device)
+    callbacks = []
+    if regime == "masked":
+        attach_masks(model, lambda n, layer: BinaryMask(layer.weight))
+        set_masks(model, global_magnitude_masks(dict(original_weights(model)), 0.1))
+        callbacks = [MaskCallback(MaskedMethod("masked", 0.9))]
+    elif regime == "hyperflows":
+        attach_flow_masks(model, seed=0)
+        method = Hyperflows(target_sparsity=0.9, epochs=10, scheduler={"updates_per_epoch": 4})
+        cb = HyperflowsCallback(method, model)
+        cb.lam = 0.5 ** 1.5       # pressure on: the per-step path includes the pressure gradient
+        callbacks = [cb]
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    trainer = Trainer(model, batches, {}, schedule=create_schedule(epochs=1, lr=0.01, name="constant"),
+                      optimizer={"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4},
+                      callbacks=callbacks, device=device, amp=True, progress=False, phase=regime)
+    for cb in callbacks:
+        cb.on_fit_start(trainer)
+    return trainer
+
+
+def state_bytes(trainer: Trainer) -> int:
+    """Parameters + gradients + optimizer state of every optimizer (the persistent training state)."""
+    opts = [trainer.optimizer] + [e.optimizer for e in trainer.extras]
+    total = sum(b.numel() * b.element_size() for b in trainer.model.buffers())
+    for opt in opts:
+        for g in opt.param_groups:
+            for p in g["params"]:
+                total += 2 * p.numel() * p.element_size()
+                total += sum(v.numel() * v.element_size() for v in opt.state.get(p, {}).values()
+                             if torch.is_tensor(v) and v.ndim > 0)
+    return total
+
+
+def time_block(trainer: Trainer, device: torch.device) -> tuple[float, int | None]:
+    """Seconds per step over one pass of the batches, and the CUDA peak bytes (None on CPU)."""
+    for cb in trainer.callbacks:
+        cb.on_epoch_start(trainer, 0)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    sync()
+    t0 = time.perf_counter()
+    trainer.train_epoch(0)
+    sync()
+    sec = (time.perf_counter() - t0) / len(trainer.train_loader)
+    return sec, (torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="lenet300,lenet5")
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=60, help="training steps per timed block")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1, help="CPU threads (1: stable ratios on a shared machine)")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--out", default="results/bench/bench_hyperflows")
+    args = ap.parse_args()
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    if device.type == "cpu":
+        torch.set_num_threads(args.threads)
+    else:
+        torch.backends.cudnn.benchmark = True
+    dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    rows = []
+    for name in args.models.split(","):
+        c, s, k = GEOMETRY[name]
+        g = torch.Generator().manual_seed(0)
+        batches = [(torch.randn(args.batch_size, c, s, s, generator=g).to(device),
+                    torch.randint(0, k, (args.batch_size,), generator=g).to(device)) for _ in range(args.steps)]
+        trainers = {r: build_trainer(name, r, batches, device) for r in REGIMES}
+        for r in REGIMES:                      # warm-up pass (allocations, cudnn autotune, Adam state)
+            time_block(trainers[r], device)
+        times = {r: [] for r in REGIMES}
+        peaks = {r: [] for r in REGIMES}
+        for _ in range(args.repeats):
+            for r in REGIMES:
+                sec, peak = time_block(trainers[r], device)
+                times[r].append(sec)
+                peaks[r].append(peak)
+        dense_t = statistics.median(times["dense"])
+        dense_mem = peaks["dense"][0] if device.type == "cuda" else state_bytes(trainers["dense"])
+        for r in REGIMES:
+            t = statistics.median(times[r])
+            mem = max(peaks[r]) if device.type == "cuda" else state_bytes(trainers[r])
+            rows.append({"model": name, "regime": r, "batch_size": args.batch_size, "ms_per_step": 1e3 * t,
+                         "step_time_vs_dense": t / dense_t, "memory_bytes": mem, "memory_vs_dense": mem / dense_mem,
+                         "memory_kind": "cuda peak allocated" if device.type == "cuda" else "training state",
+                         "device": dev_name, "times_ms": [1e3 * x for x in times[r]]})
+            print(f"{name:14s} {r:10s} {1e3 * t:8.2f} ms/step  x{t / dense_t:.3f} time  x{mem / dense_mem:.2f} memory",
+                  flush=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps({"device": dev_name, "torch": torch.__version__,
+                                                    "steps": args.steps, "repeats": args.repeats, "rows": rows}, indent=1))
+    lines = [f"# Hyperflows step time and memory vs dense ({dev_name}, torch {torch.__version__})", "",
+             f"{args.steps} steps per block, {args.repeats} alternating repeats, median.", "",
+             "| model | regime | ms/step | time ÷ dense | memory ÷ dense | memory kind |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r['regime']} | {r['ms_per_step']:.2f} | {r['step_time_vs_dense']:.3f} | "
+              f"{r['memory_vs_dense']:.2f} | {r['memory_kind']} |" for r in rows]
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {out.with_suffix('.md')}")
+
+
+if __name__ == "__main__":
+    main()
