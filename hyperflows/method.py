@@ -38,6 +38,9 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 HIST_BINS = 80
+#: ``scheduler.updates_per_epoch=auto``: about this many Algorithm-1 updates over the pruning stage
+#: (the paper's E_p = 100 gives one per epoch; a 10-epoch CPU proxy gets 4 per epoch)
+MIN_SCHEDULER_UPDATES = 40
 
 
 @dataclass(frozen=True)
@@ -214,7 +217,8 @@ class Hyperflows(Method):
         self.aggressivity = float(s.get("aggressivity", 6.0))
         self.end_retention = float(s.get("end_retention", 0.999))
         self.regrowth_offset = float(s.get("regrowth_offset", 11.5 / 13))
-        self.updates_per_epoch = int(s.get("updates_per_epoch", 1))
+        k = s.get("updates_per_epoch", "auto")
+        self.updates_per_epoch = max(1, round(MIN_SCHEDULER_UPDATES / self.pruning_epochs)) if k == "auto" else int(k)
         if self.updates_per_epoch < 1:
             raise ValueError(f"method.scheduler.updates_per_epoch={self.updates_per_epoch} must be >= 1")
         r = dict(regrowth or {})

@@ -22,7 +22,7 @@ TINY = ["trainer.epochs=1", "trainer.max_steps_per_epoch=2", "trainer.progress=f
         "logger=disabled", "measure.latency_repeats=1", "measure.dense_latency=false"]
 
 
-def compose_cfg(overrides: list[str] | None = None, tmp_path: Path | None = None):
+def compose_cfg(overrides: list[str] | None = None, tmp_path: Path | None = None, return_hydra: bool = False):
     """Compose ``conf/config.yaml`` with overrides; ``results_dir`` and ``data_root`` point at tmp/shared dirs."""
     GlobalHydra.instance().clear()
     extra = []
@@ -30,7 +30,7 @@ def compose_cfg(overrides: list[str] | None = None, tmp_path: Path | None = None
         extra.append(f"results_dir={tmp_path}")
     extra.append(f"data_root={ROOT / 'data'}")
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides or []) + extra)
+        return compose(config_name="config", overrides=list(overrides or []) + extra, return_hydra_config=return_hydra)
 
 
 @pytest.fixture

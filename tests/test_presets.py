@@ -30,3 +30,16 @@ def test_preset_runs_one_tiny_step(preset, tmp_path):
         return
     assert record["status"] == "ok" and record["experiment"] == preset
     assert record["metrics"]["test_acc"] is not None
+
+
+SWEPT = [(p, m) for p in PRESETS
+         for m in str((OmegaConf.select(compose_cfg([f"experiment={p}"], return_hydra=True).hydra,
+                                        "sweeper.params.method") or "")).split(",") if m]
+
+
+@pytest.mark.parametrize("preset, method", SWEPT)
+def test_every_swept_method_of_a_preset_instantiates(preset, method):
+    """A preset that sweeps method= must not carry one method's keys into another's constructor."""
+    from hydra.utils import instantiate
+    cfg = compose_cfg([f"experiment={preset}", f"method={method}"])
+    instantiate(cfg.method)
