@@ -17,10 +17,16 @@ from torch import nn
 from .masking import attach_masks, mask_modules
 
 
+def heaviside(t: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """1[t ≥ 0] as floats: clamp(sign(t) + 1, max=1) (t = ±0 → 1). Two float passes; on CPU this is several
+    times faster than ``(t >= 0).to(dtype)``, whose bool comparison and cast are not vectorised."""
+    return torch.sign(t).add_(1).clamp_(max=1).to(dtype or t.dtype)
+
+
 class _FlowMaskedWeight(torch.autograd.Function):
     @staticmethod
     def forward(ctx, w, t, slope):
-        m = (t >= 0).to(w.dtype)
+        m = heaviside(t, w.dtype)
         ctx.save_for_backward(w, m)
         ctx.slope = slope
         return w * m

@@ -159,7 +159,8 @@ def apply_masks_(model: nn.Module, optimizer: torch.optim.Optimizer | None = Non
     weights = original_weights(model)
     for name, mask in mask_modules(model).items():
         w = weights[name]
-        m = mask.current_mask()
+        # float {0,1} (BinaryMask's buffer): a float multiply is much cheaper than one by a bool tensor on CPU
+        m = mask.mask if isinstance(mask, BinaryMask) else mask.current_mask().to(w.dtype)
         w.mul_(m)
         if optimizer is not None:
             state = optimizer.state.get(w, {})

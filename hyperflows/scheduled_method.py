@@ -28,17 +28,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from experiments.train import Callback, FitResult, Trainer
 
 
-def steps_per_epoch(trainer: "Trainer") -> int:
-    """Optimizer steps in one epoch of ``trainer`` (respects ``max_steps_per_epoch``)."""
-    n = len(trainer.train_loader)
-    if trainer.max_steps_per_epoch:
-        n = min(n, int(trainer.max_steps_per_epoch))
-    return int(n)
-
-
 def fit_steps(trainer: "Trainer") -> int:
     """Total optimizer steps of the fit: epochs × steps per epoch."""
-    return int(trainer.schedule.epochs) * steps_per_epoch(trainer)
+    return int(trainer.schedule.epochs) * trainer.steps_per_epoch
 
 
 class BaselineCallback(MaskCallback):

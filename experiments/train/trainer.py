@@ -103,6 +103,12 @@ class Trainer:
         if compile:
             self.forward_model = torch.compile(self.forward_model)
 
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps in one epoch (``len(train_loader)`` capped by ``max_steps_per_epoch``)."""
+        n = len(self.train_loader)
+        return min(n, int(self.max_steps_per_epoch)) if self.max_steps_per_epoch else n
+
     # -- state (checkpoint/resume) -------------------------------------------------------------
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "global_step": self.global_step, "model": self.model.state_dict(),

@@ -38,7 +38,7 @@ def masked(model: nn.Module, masks: dict[str, torch.Tensor] | None = None) -> nn
 def fake_trainer(model, optimizer, total_steps: int, step: int):
     """What the methods read from ``Trainer``: model, optimizer, step clock, loader length."""
     return SimpleNamespace(model=model, optimizer=optimizer, global_step=step, schedule=SimpleNamespace(epochs=1),
-                           train_loader=[None] * total_steps, max_steps_per_epoch=None)
+                           train_loader=[None] * total_steps, max_steps_per_epoch=None, steps_per_epoch=total_steps)
 
 
 def train_step(method, trainer, loss_fn) -> None:
