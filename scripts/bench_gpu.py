@@ -4,13 +4,10 @@ Each regime trains the same registry model on batches already resident on the de
 trainer's fast-path options (bf16 autocast and channels_last on CUDA, optional ``torch.compile``):
 
 - ``dense``: plain SGD training (the dense baseline and fine-tuning of physically pruned models);
-- ``masked``: every conv/linear weight multiplied by a fixed 0/1 buffer through
-  ``torch.nn.utils.parametrize`` (what GMP, RigL, GraNet, magnitude and SNIP cost per step);
-- ``hyperflows``: a learnable per-weight flow parameter t, mask H(t) with the 0.25 straight-through
-  gradient, the pressure term λ·mean(t) and a second (Adam) optimizer on t (Hyperflows §1-2).
-
-The regimes reproduce each method's per-step compute pattern; they are not the method packages
-themselves. Regimes alternate within one process (dense, masked, hyperflows, dense, ...) and the
+- ``masked``: ``hyperflows.masking.BinaryMask`` on every conv/linear weight (what GMP, RigL, GraNet,
+  magnitude and SNIP cost per step, without their mask updates);
+- ``hyperflows``: ``hyperflows.flow_mask.FlowMask`` on every weight, the pressure gradient and the (fused)
+  Adam on t (Hyperflows §1-2). ``scripts/bench_hyperflows.py`` times the full methods inside ``Trainer``. Regimes alternate within one process (dense, masked, hyperflows, dense, ...) and the
 median of the repeats is reported, so machine drift hits all of them.
 
     python scripts/bench_gpu.py                 # paper-scale models on the GPU
@@ -32,67 +29,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.nn.utils import parametrize  # noqa: E402
-
-from experiments.measure import prunable_layers  # noqa: E402
 from experiments.models import create_model  # noqa: E402
+from hyperflows.flow_mask import attach_flow_masks, flow_parameters  # noqa: E402
+from hyperflows.masked_method import set_masks  # noqa: E402
+from hyperflows.masking import BinaryMask, attach_masks, global_magnitude_masks, original_weights  # noqa: E402
+from hyperflows.method import adam  # noqa: E402
+from hyperflows.pressure import add_pressure_grad_  # noqa: E402
 
 #: (model, in_channels, image size, classes, batch size) at paper scale, and the CPU-sized set
 PAPER = [("resnet56", 3, 32, 10, 128), ("vgg19_cifar", 3, 32, 100, 128), ("resnet50", 3, 224, 1000, 64)]
 TINY = [("lenet300", 1, 28, 10, 32), ("resnet8", 3, 32, 10, 16)]
-STE_SCALE = 0.25
-
-
-class FixedMask(nn.Module):
-    """W ⊙ m with a fixed 0/1 buffer (unstructured baselines)."""
-
-    def __init__(self, weight: torch.Tensor, density: float = 0.1):
-        super().__init__()
-        self.register_buffer("mask", (torch.rand_like(weight) < density).to(weight.dtype))
-
-    def forward(self, w):
-        return w * self.mask
-
-
-class _HeavisideSTE(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, t):
-        return (t >= 0).to(t.dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad * STE_SCALE
-
-
-class FlowMask(nn.Module):
-    """W ⊙ H(t) with a learnable flow parameter t per weight (Hyperflows eq. 4-6, constant-slope STE)."""
-
-    def __init__(self, weight: torch.Tensor):
-        super().__init__()
-        self.t = nn.Parameter(torch.empty_like(weight).uniform_(0.2, 0.5))
-
-    def forward(self, w):
-        return w * _HeavisideSTE.apply(self.t)
-
-
 def build(name: str, regime: str, in_ch: int, size: int, classes: int, device: torch.device, channels_last: bool):
+    """The model with the real mask machinery of ``hyperflows`` (BinaryMask at 10 % density / FlowMask)."""
     model = create_model(name, num_classes=classes, in_channels=in_ch, image_size=size).to(device)
     flows = []
-    for layer in list(prunable_layers(model).values()):
-        if regime == "masked":
-            parametrize.register_parametrization(layer, "weight", FixedMask(layer.weight))
-        elif regime == "hyperflows":
-            p = FlowMask(layer.weight)
-            parametrize.register_parametrization(layer, "weight", p)
-            flows.append(p.t)
+    if regime == "masked":
+        attach_masks(model, lambda n, layer: BinaryMask(layer.weight))
+        set_masks(model, global_magnitude_masks(dict(original_weights(model)), 0.1))
+    elif regime == "hyperflows":
+        attach_flow_masks(model, seed=0)
+        flows = list(flow_parameters(model).values())
     if channels_last and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     flow_ids = {id(t) for t in flows}
     weights = [p for p in model.parameters() if id(p) not in flow_ids]
     opts = [torch.optim.SGD(weights, lr=0.01, momentum=0.9, weight_decay=5e-4)]
     if flows:
-        opts.append(torch.optim.Adam(flows, lr=1e-3))
+        opts.append(adam(flows, 1e-3))
     return model, opts, flows
 
 
@@ -100,16 +63,15 @@ def time_steps(model, opts, flows, x, y, steps: int, warmup: int, amp: bool, com
     """Seconds per training step (forward, loss [+ pressure], backward, every optimizer's step)."""
     fwd = torch.compile(model) if compile_ else model
     autocast = torch.autocast(x.device.type, dtype=torch.bfloat16) if amp and x.device.type == "cuda" else nullcontext()
-    n_flow = sum(t.numel() for t in flows)
 
     def step():
         for o in opts:
             o.zero_grad(set_to_none=True)
         with autocast:
             loss = F.cross_entropy(fwd(x).float(), y)
-        if flows:
-            loss = loss + 0.5 ** 1.5 * sum(t.sum() for t in flows) / n_flow   # λ = γ^1.5, γ = 0.5
         loss.backward()
+        if flows:
+            add_pressure_grad_(flows, 0.5 ** 1.5)   # λ = γ^1.5, γ = 0.5, as the Hyperflows callback adds it
         for o in opts:
             o.step()
 
