@@ -11,7 +11,7 @@ from torch import nn
 
 from experiments.distributed import all_reduce_
 
-from .masking import keep_top
+from .masking import keep_top, mask_optimizer_state_
 
 
 # -- pure rules -----------------------------------------------------------------------------------
@@ -89,9 +89,4 @@ def reset_grown_(weight: torch.Tensor, grown: torch.Tensor, optimizer: torch.opt
     weight.mul_(keep)
     if weight.grad is not None:
         weight.grad.mul_(keep)
-    if optimizer is not None:
-        state = optimizer.state.get(weight, {})
-        for key in ("momentum_buffer", "exp_avg", "exp_avg_sq"):
-            buf = state.get(key)
-            if buf is not None:
-                buf.mul_(keep)
+    mask_optimizer_state_(optimizer, weight, keep)

@@ -162,9 +162,16 @@ def apply_masks_(model: nn.Module, optimizer: torch.optim.Optimizer | None = Non
         # float {0,1} (BinaryMask's buffer): a float multiply is much cheaper than one by a bool tensor on CPU
         m = mask.mask if isinstance(mask, BinaryMask) else mask.current_mask().to(w.dtype)
         w.mul_(m)
-        if optimizer is not None:
-            state = optimizer.state.get(w, {})
-            for key in ("momentum_buffer", "exp_avg", "exp_avg_sq"):
-                buf = state.get(key)
-                if buf is not None:
-                    buf.mul_(m)
+        mask_optimizer_state_(optimizer, w, m)
+
+
+@torch.no_grad()
+def mask_optimizer_state_(optimizer: torch.optim.Optimizer | None, param: torch.Tensor, keep: torch.Tensor) -> None:
+    """Multiply ``param``'s optimizer moments (SGD momentum, Adam's exp_avg/exp_avg_sq) by ``keep``."""
+    if optimizer is None:
+        return
+    state = optimizer.state.get(param, {})
+    for key in ("momentum_buffer", "exp_avg", "exp_avg_sq"):
+        buf = state.get(key)
+        if buf is not None:
+            buf.mul_(keep)
