@@ -1,9 +1,11 @@
-"""A test-only mask method for the DDP test: its drop/grow scores depend on each rank's data shard,
+"""Test-only methods for the DDP tests. ``ActivationMaskMethod``: its drop/grow scores depend on each rank's data shard,
 so masks agree across ranks only because the scores go through ``experiments.distributed.all_reduce_``."""
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -11,6 +13,9 @@ from torch import nn
 from experiments.distributed import all_reduce_, rank
 from experiments.method import Method
 from experiments.train import Callback
+from hyperflows.masking import current_masks
+from hyperflows.method import Hyperflows
+from hyperflows.rigl import RigL
 
 
 def _digest(t: torch.Tensor) -> str:
@@ -62,3 +67,26 @@ class ActivationMaskMethod(Method):
 
     def callbacks(self, ctx):
         return [_ActivationMasks(ctx, self.density)]
+
+
+def _dump_masks(model: nn.Module) -> None:
+    """Write this rank's mask digests (and kept counts) to $MASK_DUMP_DIR/masks-rank<r>.json."""
+    masks = current_masks(model)
+    out = {name: {"digest": _digest(m), "kept": int(m.sum()), "numel": m.numel()} for name, m in masks.items()}
+    Path(os.environ["MASK_DUMP_DIR"], f"masks-rank{rank()}.json").write_text(json.dumps(out))
+
+
+class _DumpMasks:
+    """Mixin: record each rank's final masks before ``finalize`` bakes them."""
+
+    def finalize(self, model: nn.Module) -> nn.Module:
+        _dump_masks(model)
+        return super().finalize(model)
+
+
+class DumpingHyperflows(_DumpMasks, Hyperflows):
+    pass
+
+
+class DumpingRigL(_DumpMasks, RigL):
+    pass

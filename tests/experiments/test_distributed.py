@@ -86,3 +86,22 @@ def test_torchrun_two_processes_equals_one_process_with_identical_masks(tmp_path
             assert ranks[0][layer]["local"] != ranks[1][layer]["local"]      # ...so equal only thanks to all_reduce_
         a, b = set(ranks[0][layer]["mask"]), set(single[layer]["mask"])
         assert len(a & b) >= 0.99 * len(b)                                   # and the same as one process
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method, extra", [
+    ("hyperflows", ["method.flow_lr=0.05", "method.pruning_epochs=1", "sparsity.target=0.5"]),
+    ("rigl", ["method.update_every=3", "sparsity.target=0.8"]),
+])
+def test_torchrun_ranks_hold_identical_masks_for_real_methods(tmp_path, method, extra):
+    """Hyperflows (t is a DDP-averaged parameter) and RigL (dense gradients all-reduced before grow)."""
+    target = {"hyperflows": "DumpingHyperflows", "rigl": "DumpingRigL"}[method]
+    args = [f"method={method}", f"method._target_=ddp_mask_method.{target}", *extra, *ARGS[4:]]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+           f"--master_port={_free_port()}", "run.py", *args, f"results_dir={tmp_path}"]
+    out = subprocess.run(cmd, cwd=ROOT, env={**_env(), "MASK_DUMP_DIR": str(tmp_path)}, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"masks-rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0] == ranks[1]
+    assert sum(v["kept"] for v in ranks[0].values()) < sum(v["numel"] for v in ranks[0].values())  # something pruned
