@@ -97,9 +97,8 @@ class HyperflowsCallback(Callback):
                 aggressivity=method.aggressivity, end_retention=method.end_retention ** (1.0 / self.ticks))
         self.epoch = 0
         self.step_in_epoch = 0
-        self.tick_steps: dict[int, int] = {}
+        self.tick_steps: dict[int, int] | None = None
         self.lam = float(method.fixed_lambda or 0.0)
-        self.pressure_on = True
         self.prev_masks: list[torch.Tensor] | None = None
         self.hist_prune_end: dict | None = None
         self.flow_opt: torch.optim.Adam | None = None
@@ -113,15 +112,22 @@ class HyperflowsCallback(Callback):
         return [ExtraOptimizer(self.flow_opt, schedule, name="flow")]
 
     # -- per step -----------------------------------------------------------------------------------
-    def on_fit_start(self, trainer: "Trainer") -> None:
-        steps = trainer.steps_per_epoch
-        # intermediate scheduler updates after these steps of an epoch (the last one is at epoch end)
-        self.tick_steps = {round(q * steps / self.ticks): q for q in range(1, self.ticks)}
+    def ticks_at(self, trainer: "Trainer") -> dict[int, int]:
+        """Steps of an epoch after which an intermediate scheduler update runs -> its index q (the last
+        update of an epoch is at its end). Built on first use: a resumed fit skips ``on_fit_start``."""
+        if self.tick_steps is None:
+            steps = trainer.steps_per_epoch
+            self.tick_steps = {round(q * steps / self.ticks): q for q in range(1, self.ticks)}
+        return self.tick_steps
 
     def on_epoch_start(self, trainer: "Trainer", epoch: int) -> None:
         self.epoch, self.step_in_epoch = epoch, 0
-        self.pressure_on = epoch < self.m.pruning_epochs
         self.prev_masks = [t.detach() >= 0 for t in self.ts]
+
+    @property
+    def pressure_on(self) -> bool:
+        """Pressure acts in the pruning epochs only (derived from the epoch, so a mid-epoch resume agrees)."""
+        return self.epoch < self.m.pruning_epochs
 
     def on_after_backward(self, trainer: "Trainer") -> None:
         if self.pressure_on and self.lam > 0:
@@ -130,7 +136,7 @@ class HyperflowsCallback(Callback):
     @torch.no_grad()
     def on_after_step(self, trainer: "Trainer") -> None:
         self.step_in_epoch += 1
-        q = self.tick_steps.get(self.step_in_epoch)
+        q = self.ticks_at(trainer).get(self.step_in_epoch)
         if q is not None and self.scheduler is not None and self.pressure_on:
             density = 100.0 * sum(int((t >= 0).sum()) for t in self.ts) / self.n
             self.lam = self.scheduler.step(self.epoch * self.ticks + q, density)

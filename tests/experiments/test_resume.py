@@ -24,20 +24,24 @@ RUN = ["method=dense", "method.finetune=true", "trainer.epochs=6", "trainer.prog
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
-def _cmd(results_dir: Path) -> list[str]:
-    return [sys.executable, "run.py", *RUN, f"results_dir={results_dir}"]
+# Hyperflows: flow parameters + their Adam state, scheduler γ/inertia, regrowth switch go through the checkpoint
+RUN_HYPERFLOWS = ["method=hyperflows", "method.pruning_epochs=3", "method.flow_lr=0.02", *RUN[2:]]
 
 
-def _run(results_dir: Path) -> subprocess.CompletedProcess:
-    out = subprocess.run(_cmd(results_dir), cwd=ROOT, capture_output=True, text=True, timeout=300, env=ENV)
+def _cmd(results_dir: Path, run: list[str] = RUN) -> list[str]:
+    return [sys.executable, "run.py", *run, f"results_dir={results_dir}"]
+
+
+def _run(results_dir: Path, run: list[str] = RUN) -> subprocess.CompletedProcess:
+    out = subprocess.run(_cmd(results_dir, run), cwd=ROOT, capture_output=True, text=True, timeout=300, env=ENV)
     assert out.returncode == 0, out.stderr[-3000:]
     return out
 
 
-def _interrupt(results_dir: Path, sig: int, checkpoint_glob: str) -> subprocess.Popen:
+def _interrupt(results_dir: Path, sig: int, checkpoint_glob: str, run: list[str] = RUN) -> subprocess.Popen:
     """Start the run, send ``sig`` as soon as a fine-tune checkpoint exists, wait for the process."""
     log = open(results_dir.parent / f"{results_dir.name}.log", "w+")
-    proc = subprocess.Popen(_cmd(results_dir), cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=log)
+    proc = subprocess.Popen(_cmd(results_dir, run), cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
         if list((results_dir / "checkpoints" / "resume").glob(f"*/{checkpoint_glob}")):
@@ -65,19 +69,19 @@ def reference(tmp_path_factory):
     return _final(root)
 
 
-def _assert_same(reference, results_dir):
+def _assert_same(reference, results_dir, run: list[str] = RUN):
     ref_record, ref_weights = reference
     record, weights = _final(results_dir)
     for key in ("test_acc", "test_acc_best", "dense_test_acc", "test_loss", "test_acc_at_best_val"):
         assert record["metrics"][key] == ref_record["metrics"][key], key
     for name, tensor in ref_weights.items():
         assert torch.equal(tensor, weights[name]), name
-    assert not (results_dir / "checkpoints" / "resume" / run_key_dir(results_dir)).exists()
+    assert not (results_dir / "checkpoints" / "resume" / run_key_dir(results_dir, run)).exists()
     return record
 
 
-def run_key_dir(results_dir: Path) -> str:
-    return run_key(compose_cfg(RUN, results_dir))
+def run_key_dir(results_dir: Path, run: list[str] = RUN) -> str:
+    return run_key(compose_cfg(run, results_dir))
 
 
 def test_kill9_mid_finetune_then_rerun_equals_uninterrupted(reference, tmp_path):
@@ -157,3 +161,16 @@ def test_a_second_process_with_the_same_config_does_not_share_the_resume_folder(
     assert probe() == "free"
     second = ResumeState(tmp_path, run_key(cfg))
     assert second.begin("run-b", "t1") == ("run-a", "t0") and second.resumed   # a later run resumes it
+
+
+@pytest.mark.slow
+def test_hyperflows_kill9_mid_pruning_then_rerun_equals_uninterrupted(tmp_path):
+    ref_dir = tmp_path / "reference"
+    _run(ref_dir, RUN_HYPERFLOWS)
+    reference = _final(ref_dir)
+    proc = _interrupt(tmp_path / "killed", signal.SIGKILL, "fit-finetune-finetune-0.pt", RUN_HYPERFLOWS)
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    _run(tmp_path / "killed", RUN_HYPERFLOWS)
+    record = _assert_same(reference, tmp_path / "killed", RUN_HYPERFLOWS)
+    for key in ("density", "gamma_final", "hyperflows_history"):
+        assert record["metrics"][key] == reference[0]["metrics"][key], key
