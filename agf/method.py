@@ -132,6 +132,14 @@ class StructuredPruning(Method):
         splits = int(self.calib["splits"])
         if splits > 1:   # disjoint subsets: consecutive batches of one shuffled pass without replacement
             T, bs = int(self.calib["batches"]), int(self.calib["batch_size"])
+            n_train = ctx.data.split_size("train")
+            if T * splits * bs > n_train:   # a small train split: smaller batches keep the subsets disjoint
+                bs = max(1, n_train // (T * splits))
+                T = min(T, n_train // (splits * bs))
+                if T < 1:
+                    raise ValueError(f"method.calibration.splits={splits} needs at least {splits} training images "
+                                     f"for disjoint subsets; the train split has {n_train}")
+                log.warning("calibration splits: %d train images; %d subsets of %d batches of %d", n_train, splits, T, bs)
             batches = list(ctx.data.calibration_loader(T * splits, bs, seed_offset=int(self.calib["seed_offset"]) + 7))
             for s in range(splits):
                 st = Calibrator(ctx.model, self.units, mode=self.calib["mode"]).run(batches[s * T:(s + 1) * T])

@@ -217,7 +217,8 @@ class Hyperflows(Method):
         self.target_sparsity = float(target_sparsity)
         self.needs_dense = not from_scratch
         epochs = int(epochs)
-        self.pruning_epochs = int(round(pruning_fraction * epochs)) if pruning_epochs is None else int(pruning_epochs)
+        self.pruning_epochs = (max(1, round(pruning_fraction * epochs)) if pruning_epochs is None
+                               else int(pruning_epochs))
         if not 1 <= self.pruning_epochs <= epochs:
             raise ValueError(f"method.pruning_epochs={self.pruning_epochs} must be in [1, method.epochs={epochs}]")
         self.regrowth_epochs = epochs - self.pruning_epochs

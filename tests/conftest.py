@@ -9,6 +9,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
+from experiments.cli import quote_numeric_options
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 
@@ -30,7 +32,8 @@ def compose_cfg(overrides: list[str] | None = None, tmp_path: Path | None = None
         extra.append(f"results_dir={tmp_path}")
     extra.append(f"data_root={ROOT / 'data'}")
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides or []) + extra, return_hydra_config=return_hydra)
+        overrides = quote_numeric_options(list(overrides or []))   # sparsity=90 works as on the command line
+        return compose(config_name="config", overrides=overrides + extra, return_hydra_config=return_hydra)
 
 
 @pytest.fixture

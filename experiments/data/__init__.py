@@ -97,9 +97,10 @@ def cifar100(root, download, augment, **kw):
 
 
 def _imagenet(name, num_classes, root, seed, val_size, image_size=224, num_workers=8, class_list=None,
-              device=None, **_):
+              device=None, train_subset=None, test_subset=None, **_):
     factory = imagenet_loader_factory(root, image_size=image_size, num_workers=num_workers,
-                                      class_list=class_list, val_fraction=0.01 if val_size else 0.0, seed=seed)
+                                      class_list=class_list, val_fraction=0.01 if val_size else 0.0, seed=seed,
+                                      train_subset=train_subset, test_subset=test_subset)
     return DataBundle(name=name, num_classes=num_classes, in_channels=3, image_size=image_size,
                       mean=IMAGENET_MEAN, std=IMAGENET_STD, loader_factory=factory, device=device, seed=seed)
 

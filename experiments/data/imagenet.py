@@ -25,11 +25,12 @@ def read_class_list(path: str | Path) -> list[str]:
 
 def imagenet_loader_factory(root: str | Path, image_size: int = 224, num_workers: int = 8,
                             class_list: str | Path | None = None, val_fraction: float = 0.0, seed: int = 0,
-                            pin_memory: bool = True):
+                            pin_memory: bool = True, train_subset: int | None = None, test_subset: int | None = None):
     """A ``(split, batch_size, train) -> DataLoader`` factory over ``<root>/{train,val}``.
 
     The ``val`` split here is carved from train (``val_fraction``); ImageNet's official val folder is
-    the ``test`` split, as is usual in pruning papers.
+    the ``test`` split, as is usual in pruning papers. ``train_subset`` / ``test_subset``: seeded subsets
+    of that many images (quick runs, smoke tests).
     """
     from torchvision import datasets, transforms
 
@@ -60,13 +61,16 @@ def imagenet_loader_factory(root: str | Path, image_size: int = 224, num_workers
 
     def factory(split: str, batch_size: int, train: bool):
         if split not in cache:
+            gen = torch.Generator().manual_seed(seed)
             if split == "test":
-                cache[split] = folder("val", eval_tf)
+                full = folder("val", eval_tf)
+                idx = torch.randperm(len(full), generator=gen).tolist()[:test_subset] if test_subset else None
+                cache[split] = full if idx is None else torch.utils.data.Subset(full, idx)
             else:
                 full = folder("train", train_tf if split == "train" else eval_tf)
                 n_val = int(len(full) * val_fraction)
-                perm = torch.randperm(len(full), generator=torch.Generator().manual_seed(seed)).tolist()
-                idx = perm[:n_val] if split == "val" else perm[n_val:]
+                perm = torch.randperm(len(full), generator=gen).tolist()
+                idx = perm[:n_val] if split == "val" else perm[n_val:][:train_subset or None]
                 cache[split] = torch.utils.data.Subset(full, idx)
         return torch.utils.data.DataLoader(cache[split], batch_size=batch_size, shuffle=train, drop_last=train,
                                            num_workers=num_workers, pin_memory=pin_memory,
