@@ -10,6 +10,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import CONF, TINY, compose_cfg
+from experiments.cli import quote_numeric_options
 from experiments.pipeline import RunFailed, run
 
 PRESETS = sorted(str(p.relative_to(CONF / "experiment").with_suffix(""))
@@ -43,3 +44,13 @@ def test_every_swept_method_of_a_preset_instantiates(preset, method):
     from hydra.utils import instantiate
     cfg = compose_cfg([f"experiment={preset}", f"method={method}"])
     instantiate(cfg.method)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_sweeper_params_never_give_a_config_group_a_bare_number(preset):
+    """Hydra's sweeper reads ``hydra.sweeper.params`` as written (run.py's quoting does not reach it), and
+    refuses an int/float as a config-group option: sweep ``sparsity.target: 0.9,0.95`` instead of ``sparsity``."""
+    params = OmegaConf.select(compose_cfg([f"experiment={preset}"], return_hydra=True).hydra, "sweeper.params") or {}
+    for key, values in params.items():
+        if (CONF / key).is_dir():
+            assert quote_numeric_options([f"{key}={values}"]) == [f"{key}={values}"], f"{key}: {values}"
