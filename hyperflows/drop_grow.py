@@ -11,6 +11,7 @@ from torch import nn
 
 from experiments.distributed import all_reduce_
 
+from .masked_method import set_masks
 from .masking import keep_top, mask_optimizer_state_
 
 
@@ -90,3 +91,20 @@ def reset_grown_(weight: torch.Tensor, grown: torch.Tensor, optimizer: torch.opt
     if weight.grad is not None:
         weight.grad.mul_(keep)
     mask_optimizer_state_(optimizer, weight, keep)
+
+
+def drop_and_grow_layers(model: nn.Module, optimizer: torch.optim.Optimizer | None, weights: dict[str, torch.Tensor],
+                         masks: dict[str, torch.Tensor], grads: dict[str, torch.Tensor],
+                         counts: dict[str, int]) -> tuple[int, int]:
+    """Per layer, drop ``counts[name]`` smallest-|w| active weights and grow as many by |dense gradient|
+    (RigL's update, GraNet's regeneration); write the masks and start grown weights at zero.
+    Returns (weights dropped, weights newly grown)."""
+    new, dropped, grown = {}, 0, 0
+    for name, mask in masks.items():
+        after_drop, new[name] = drop_and_grow(mask, weights[name], grads[name], counts[name])
+        dropped += int(mask.sum() - after_drop.sum())
+        grown += int((new[name] & ~mask).sum())
+    set_masks(model, new)
+    for name in new:
+        reset_grown_(weights[name], new[name] & ~masks[name], optimizer)
+    return dropped, grown

@@ -20,9 +20,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from .drop_grow import dense_gradients, drop_and_grow, reset_grown_
+from .drop_grow import dense_gradients, drop_and_grow_layers
 from .gmp import GradualMagnitude
-from .masked_method import set_masks
 from .schedules import granet_regen_rate
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -76,15 +75,8 @@ class GraNet(GradualMagnitude):
         grads = dense_gradients(self.masks)
         weights, masks = self.weights_and_masks(trainer.model)
         rate = self.rate_at(step)
-        new, dropped, regrown = {}, 0, 0
-        for name, mask in masks.items():
-            n = math.ceil(rate * int(mask.sum()))
-            after_drop, new[name] = drop_and_grow(mask, weights[name], grads[name], n)
-            dropped += int(mask.sum() - after_drop.sum())
-            regrown += int((new[name] & ~mask).sum())
-        set_masks(trainer.model, new)
-        for name in new:
-            reset_grown_(weights[name], new[name] & ~masks[name], trainer.optimizer)
+        counts = {name: math.ceil(rate * int(mask.sum())) for name, mask in masks.items()}
+        dropped, regrown = drop_and_grow_layers(trainer.model, trainer.optimizer, weights, masks, grads, counts)
         self.last_rate, self.last_dropped, self.last_regrown = rate, dropped, regrown
         self.regrown_total += regrown
 

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .drop_grow import dense_gradients, drop_and_grow, reset_grown_
-from .masked_method import set_masks
+from .drop_grow import dense_gradients, drop_and_grow_layers
 from .masking import original_weights
 from .schedules import apportion, erk_densities, rigl_drop_fraction
 from .scheduled_method import ScheduledMaskedMethod
@@ -101,15 +100,8 @@ class RigL(ScheduledMaskedMethod):
         grads = dense_gradients(self.masks)
         weights, masks = self.weights_and_masks(trainer.model)
         frac = rigl_drop_fraction(step, self.alpha, self.end_step())
-        new, dropped, grown_new = {}, 0, 0
-        for name, mask in masks.items():
-            n = int(frac * int(mask.sum()))
-            after_drop, new[name] = drop_and_grow(mask, weights[name], grads[name], n)
-            dropped += int(mask.sum() - after_drop.sum())
-            grown_new += int((new[name] & ~mask).sum())
-        set_masks(trainer.model, new)
-        for name in new:
-            reset_grown_(weights[name], new[name] & ~masks[name], trainer.optimizer)
+        counts = {name: int(frac * int(mask.sum())) for name, mask in masks.items()}
+        dropped, grown_new = drop_and_grow_layers(trainer.model, trainer.optimizer, weights, masks, grads, counts)
         self.last_fraction, self.last_dropped, self.last_grown_new = frac, dropped, grown_new
         self.grown_total += grown_new
 
