@@ -17,9 +17,8 @@ from torch import nn
 
 from experiments.distributed import all_reduce_
 
-from .masking import keep_top
+from .masking import keep_top, original_weights
 from .scheduled_method import ScheduledMaskedMethod
-from .snip import effective_weight_params
 
 if TYPE_CHECKING:  # pragma: no cover
     from experiments.context import StageContext
@@ -28,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 def grasp_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, temperature: float = 200.0,
                  chunk: int = 256) -> dict[str, torch.Tensor]:
     """−θ ⊙ (H g) per prunable layer, with L the mean cross-entropy of logits/T over (x, y) (in chunks)."""
-    weights = effective_weight_params(model)
+    weights = original_weights(model)
     params = list(weights.values())
     n = y.numel()
 

@@ -88,9 +88,10 @@ def mask_modules(model: nn.Module) -> dict[str, nn.Module]:
 
 
 def original_weights(model: nn.Module) -> dict[str, nn.Parameter]:
-    """name -> the underlying (unmasked) weight parameter of every masked layer."""
-    return {name: layer.parametrizations.weight.original for name, layer in prunable_layers(model).items()
-            if parametrize.is_parametrized(layer, "weight")}
+    """name -> the weight parameter every prunable layer trains: the underlying (unmasked) original under a
+    mask parametrization, else the plain weight."""
+    return {name: layer.parametrizations.weight.original if parametrize.is_parametrized(layer, "weight")
+            else layer.weight for name, layer in prunable_layers(model).items()}
 
 
 def current_masks(model: nn.Module) -> dict[str, torch.Tensor]:

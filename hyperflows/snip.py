@@ -16,22 +16,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from experiments.distributed import all_reduce_
-from experiments.measure import prunable_layers
 
-from .masking import keep_top
+from .masking import keep_top, original_weights
 from .scheduled_method import ScheduledMaskedMethod
 
 if TYPE_CHECKING:  # pragma: no cover
     from experiments.context import StageContext
-
-
-def effective_weight_params(model: nn.Module) -> dict[str, nn.Parameter]:
-    """name -> the weight parameter of every prunable layer (the original under a mask parametrization)."""
-    out = {}
-    for name, layer in prunable_layers(model).items():
-        p = getattr(layer, "parametrizations", None)
-        out[name] = p.weight.original if p is not None and "weight" in p else layer.weight
-    return out
 
 
 def snip_scores(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -40,7 +30,7 @@ def snip_scores(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Te
     Under a mask parametrization w is the original weight and ∂L/∂w = m ⊙ ∂L/∂ŵ, so the score is
     |ŵ ⊙ ∂L/∂ŵ| (zero on pruned weights). Leaves the model's gradients as it found them (cleared).
     """
-    weights = effective_weight_params(model)
+    weights = original_weights(model)
     params = list(weights.values())
     total = [torch.zeros_like(p) for p in params]
     n = 0

@@ -19,10 +19,9 @@ from torch import nn
 
 from experiments.distributed import broadcast_
 
-from .masking import keep_top, mask_modules
+from .masking import keep_top, mask_modules, original_weights
 from .schedules import exponential_densities
 from .scheduled_method import ScheduledMaskedMethod
-from .snip import effective_weight_params
 
 if TYPE_CHECKING:  # pragma: no cover
     from experiments.context import StageContext
@@ -43,7 +42,7 @@ def synflow_scores(probe: nn.Module, example_input: torch.Tensor) -> dict[str, t
 
     Under a mask parametrization θ = |w| ⊙ m and ∂R/∂w = m ⊙ ∂R/∂ŵ, so pruned weights score exactly 0.
     """
-    weights = effective_weight_params(probe)
+    weights = original_weights(probe)
     x = torch.ones_like(example_input, dtype=torch.float64)
     R = probe(x).sum()
     grads = torch.autograd.grad(R, list(weights.values()), allow_unused=True)
