@@ -10,36 +10,37 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[0]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import reporting  # noqa: E402
-from experiments.results import ResultsStore  # noqa: E402
 from reporting import markdown, mean_std, write_table  # noqa: E402,F401  (re-exported for the agf scripts)
 
 #: The AGF report scripts log to their own W&B group.
 log_wandb = partial(reporting.log_wandb, group="agf-reports")
 
 
+#: Settings the AGF experiments vary beyond :data:`reporting.RUN_KEY`.
+AGF_KEY = ["calib_T", "pretrain_epochs", "from_scratch"]
+
+
+def agf_columns(r: dict) -> dict:
+    """The AGF columns of one record: scorer label (dense / dense+ft / "<scorer> (scratch)" / scratch), the
+    method's own target, calibration T, pretraining epochs, from_scratch."""
+    cfg = r.get("config") or {}
+    method = cfg.get("method") or {}
+    scorer = reporting._name(method.get("scorer"))
+    if method.get("name") == "dense":
+        scorer = "dense+ft" if method.get("finetune") else "dense"
+    if method.get("from_scratch"):
+        scorer = f"{scorer} (scratch)" if scorer != "random" else "scratch"
+    return {"scorer": scorer, "target": method.get("target_sparsity"),
+            "calib_T": (method.get("calibration") or {}).get("batches"),
+            "pretrain_epochs": ((cfg.get("trainer") or {}).get("pretrain") or {}).get("epochs"),
+            "from_scratch": bool(method.get("from_scratch"))}
+
+
 def runs(results_dir: str, experiment: str) -> pd.DataFrame:
-    """One row per ok record whose experiment equals ``experiment``: scorer, seed, target, metrics.*."""
-    rows = []
-    for r in ResultsStore(results_dir).records():
-        if r.get("status") != "ok" or r.get("experiment") != experiment:
-            continue
-        cfg, m = r.get("config") or {}, r.get("metrics") or {}
-        method = cfg.get("method") or {}
-        scorer = method.get("scorer")
-        scorer = scorer.get("name") if isinstance(scorer, dict) else scorer
-        if method.get("name") == "dense":
-            scorer = "dense+ft" if method.get("finetune") else "dense"
-        if method.get("from_scratch"):
-            scorer = f"{scorer} (scratch)" if scorer != "random" else "scratch"
-        row = {"run_id": r["run_id"], "seed": r.get("seed"), "scorer": scorer, "model": (cfg.get("model") or {}).get("name"),
-               "target": method.get("target_sparsity"), "calib_T": (method.get("calibration") or {}).get("batches"),
-               "pretrain_epochs": ((cfg.get("trainer") or {}).get("pretrain") or {}).get("epochs"),
-               "from_scratch": bool(method.get("from_scratch"))}
-        row.update({k: v for k, v in m.items() if isinstance(v, (int, float, str)) or v is None})
-        rows.append(row)
-    df = pd.DataFrame(rows)
+    """One row per ok record of ``experiment``: the generic columns, :func:`agf_columns`, every scalar metric;
+    exits with one line (status 2) when there is none."""
+    df = reporting.load_runs(results_dir, experiment, extra=agf_columns, key=AGF_KEY)
     if df.empty:
-        return df
-    # a re-run of the same setting replaces the earlier record
-    key = ["scorer", "seed", "target", "calib_T", "pretrain_epochs", "from_scratch", "model"]
-    return df.drop_duplicates(subset=key, keep="last").reset_index(drop=True)
+        reporting.fail(f"no ok records of experiment '{experiment}' in {Path(results_dir) / 'runs'}; "
+                       "run its preset first (commands in the preset header) or pass --results-dir/--experiment")
+    return df

@@ -10,43 +10,46 @@ import argparse
 import sys
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agf.reported import PHASE_TRANSITION  # noqa: E402
-from agf_common import log_wandb, mean_std, runs, write_table  # noqa: E402
+from agf_common import log_wandb, mean_std, reporting, runs, write_table  # noqa: E402
 
 
-def main() -> None:
+def reported(scorer: str, kept_fraction: float) -> float | None:
+    """The paper's mean at the same kept fraction of 1024 channels (WRN-18-2 / CIFAR-100), if it reports one."""
+    key = "scratch" if "scratch" in scorer else "baseline" if scorer == "dense" else scorer
+    return PHASE_TRANSITION.get((key, round(kept_fraction * 1024)), (None,))[0]
+
+
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results-dir", default="results")
     ap.add_argument("--experiment", default="agf/phase_transition_proxy")
-    ap.add_argument("--out", default="results")
+    ap.add_argument("--out", default="results", help="writes <out>/tables (and <out>/figures)")
     ap.add_argument("--wandb", action="store_true")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     df = runs(args.results_dir, args.experiment)
-    if df.empty:
-        sys.exit(f"no ok records of experiment {args.experiment!r} under {args.results_dir}/runs")
-    df["kept_fraction"] = 1.0 - df["target"].fillna(0.0).astype(float)
-    df.loc[df.scorer.isin(["dense", "dense+ft"]), "kept_fraction"] = 1.0
+    # the unpruned models themselves (no extra fine-tuning), one per seed, from the dense+ft records
+    base = df[df.scorer == "dense+ft"].assign(scorer="dense", test_acc=lambda d: d.dense_test_acc,
+                                              test_acc_best=lambda d: d.dense_test_acc, acc_after_prune=float("nan"))
+    df = pd.concat([df[df.scorer != "dense"], base], ignore_index=True)
+    df["kept_fraction"] = [1.0 if s.startswith("dense") else 1.0 - float(x) for s, x in zip(df.scorer, df.target)]
     t = mean_std(df, ["scorer", "kept_fraction"], ["test_acc_best", "test_acc", "acc_after_prune"])
-    t["reported (k of 1024)"] = [PHASE_TRANSITION.get((s.replace(" (scratch)", "").replace("dense+ft", "baseline")
-                                                       if "scratch" not in s else "scratch", round(k * 1024)),
-                                                      (None,))[0] for s, k in zip(t.scorer, t.kept_fraction)]
+    t["reported (k of 1024)"] = [reported(s, k) for s, k in zip(t.scorer, t.kept_fraction)]
     t = t.sort_values(["scorer", "kept_fraction"])
     show = t[["scorer", "kept_fraction", "n", "acc_after_prune", "test_acc", "test_acc_best", "reported (k of 1024)"]]
     note = (f"{args.experiment}: peak = best test accuracy over fine-tuning; dense {df.dense_test_acc.mean():.2f} %. "
             "Reported = WRN-18-2 / CIFAR-100 (k of 1024 = kept fraction x 1024).")
     print(write_table(show, "agf_phase_transition", Path(args.out) / "tables", note).read_text())
 
+    plt = reporting.matplotlib_agg()
     fig, ax = plt.subplots(figsize=(6, 4))
     for s, g in t.groupby("scorer"):
         if s in ("dense", "dense+ft"):
-            ax.axhline(g.test_acc_best_mean.iloc[0], ls="--", color="gray", label=s)
+            ax.axhline(g.test_acc_best_mean.iloc[0], ls="--" if s == "dense" else ":", color="gray", label=s)
             continue
         ax.errorbar(g.kept_fraction, g.test_acc_best_mean, yerr=g.test_acc_best_std.fillna(0), marker="o",
                     capsize=3, label=s)
@@ -55,12 +58,7 @@ def main() -> None:
     ax.set_ylabel("peak test accuracy (%)")
     ax.set_title(args.experiment)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    figures = Path(args.out) / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
-    png = figures / "agf_phase_transition.png"
-    fig.savefig(png, dpi=150)
-    fig.savefig(figures / "agf_phase_transition.pdf")
+    png = reporting.save_figure(fig, "agf_phase_transition", Path(args.out) / "figures")[0]
     print(f"figure: {png}")
     log_wandb(args.wandb, "agf_phase_transition", {"phase_transition": show}, {"phase_transition": png},
               args.results_dir)

@@ -12,35 +12,31 @@ import itertools
 import sys
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import pandas as pd
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agf.analysis import mean_over_units, spearman, topk_jaccard  # noqa: E402
 from agf.reported import JACCARD_AGF_MAGNITUDE  # noqa: E402
-from agf_common import log_wandb, runs, write_table  # noqa: E402
+from agf_common import log_wandb, reporting, runs, write_table  # noqa: E402
 
 ORDER = ["agf", "taylor_signed", "taylor", "snip", "act", "grad", "wanda", "ria", "l1", "bn_scale", "random"]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results-dir", default="results")
     ap.add_argument("--experiment", default="agf/selection_proxy")
     ap.add_argument("--keep", type=float, default=0.25, help="kept fraction k for the top-k sets")
-    ap.add_argument("--out", default="results")
+    ap.add_argument("--out", default="results", help="writes <out>/tables (and <out>/figures)")
     ap.add_argument("--wandb", action="store_true")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     df = runs(args.results_dir, args.experiment)
     files = [f for f in df.get("scores_file", pd.Series(dtype=str)).dropna() if Path(f).exists()]
     if not files:
-        sys.exit(f"no unit_scores.pt files from {args.experiment!r} under {args.results_dir}")
+        reporting.fail(f"no unit_scores.pt files from {args.experiment!r} under {args.results_dir}")
     data = [torch.load(f, weights_only=True) for f in files]
     names = [n for n in ORDER if n in data[0]["scorers"]]
 
@@ -70,7 +66,6 @@ def main() -> None:
 
     tables = Path(args.out) / "tables"
     figures = Path(args.out) / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
     st = pd.DataFrame(stab)
     note = (f"{args.experiment}: {len(data)} runs, top-{args.keep:.0%} sets per layer. Jaccard(AGF, L1) = "
             f"{jac[names.index('agf'), names.index('l1')]:.3f} (reported ≈ {JACCARD_AGF_MAGNITUDE}, ImageNet).")
@@ -79,6 +74,7 @@ def main() -> None:
     jdf = pd.DataFrame(jac, index=names, columns=names).round(3).reset_index().rename(columns={"index": "scorer"})
     write_table(jdf, "agf_selection_jaccard", tables, note)
 
+    plt = reporting.matplotlib_agg()
     fig, ax = plt.subplots(figsize=(7, 6))
     im = ax.imshow(jac, vmin=0, vmax=1, cmap="viridis")
     ax.set_xticks(range(len(names)), names, rotation=60, ha="right")
@@ -89,10 +85,7 @@ def main() -> None:
                     color="white" if jac[i, j] < 0.6 else "black")
     fig.colorbar(im, ax=ax, label=f"Jaccard of top-{args.keep:.0%} channel sets")
     ax.set_title(f"Selection overlap between scorers ({args.experiment})")
-    fig.tight_layout()
-    png = figures / "agf_selection_jaccard.png"
-    fig.savefig(png, dpi=150)
-    fig.savefig(figures / "agf_selection_jaccard.pdf")
+    png = reporting.save_figure(fig, "agf_selection_jaccard", figures)[0]
     print(f"figure: {png}")
     log_wandb(args.wandb, "agf_selection", {"stability": st, "spearman": rho, "jaccard": jdf},
               {"jaccard_heatmap": png}, args.results_dir)

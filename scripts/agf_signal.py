@@ -17,16 +17,14 @@ from agf.reported import SIGNAL_COMPRESSION  # noqa: E402
 from agf_common import log_wandb, mean_std, runs, write_table  # noqa: E402
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results-dir", default="results")
     ap.add_argument("--experiment", default="agf/signal_compression_proxy")
-    ap.add_argument("--out", default="results/tables")
+    ap.add_argument("--out", default="results", help="writes <out>/tables (and <out>/figures)")
     ap.add_argument("--wandb", action="store_true")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     df = runs(args.results_dir, args.experiment)
-    if df.empty:
-        sys.exit(f"no ok records of experiment {args.experiment!r} under {args.results_dir}/runs")
     cols = ["dense_test_acc", "signal_dense_p99_p1", "signal_dense_max_min", "signal_pruned_p99_p1",
             "auroc_wrong_confidence", "auroc_wrong_signal", "auroc_wrong_act_l1"]
     t = mean_std(df, ["pretrain_epochs"], cols)
@@ -34,7 +32,7 @@ def main() -> None:
     note = (f"{args.experiment}: s(x) over the test batches, predicted labels. Reported (statistic unknown): "
             f"{SIGNAL_COMPRESSION['early']}x early -> {SIGNAL_COMPRESSION['converged']}x converged. AUROC: higher "
             "= better at flagging inputs the pruned model gets wrong (score = -confidence, s(x), -act ℓ1).")
-    print(write_table(show, "agf_signal_compression", args.out, note).read_text())
+    print(write_table(show, "agf_signal_compression", Path(args.out) / "tables", note).read_text())
     log_wandb(args.wandb, "agf_signal", {"signal_compression": show}, {}, args.results_dir)
 
 

@@ -16,16 +16,14 @@ from agf.reported import STRESS75  # noqa: E402
 from agf_common import log_wandb, mean_std, runs, write_table  # noqa: E402
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results-dir", default="results")
     ap.add_argument("--experiment", default="agf/stress75_proxy")
-    ap.add_argument("--out", default="results/tables")
+    ap.add_argument("--out", default="results", help="writes <out>/tables (and <out>/figures)")
     ap.add_argument("--wandb", action="store_true")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     df = runs(args.results_dir, args.experiment)
-    if df.empty:
-        sys.exit(f"no ok records of experiment {args.experiment!r} under {args.results_dir}/runs")
     cols = ["dense_test_acc", "acc_after_prune", "test_acc", "test_acc_best", "sparsity"]
     t = mean_std(df, ["scorer"], cols)
     # paired by seed (same dense model, same fine-tuning data order): scorer − reference, wins out of seeds
@@ -47,7 +45,7 @@ def main() -> None:
             f"{df['sparsity'].mean():.3f} of conv/linear weights. 'reported' = paper's ImageNet-1K ResNet-50 "
             f"(baseline {STRESS75['baseline']} %), a different setting.")
     name = "agf_" + args.experiment.split("/")[-1]
-    path = write_table(show, name, args.out, note)
+    path = write_table(show, name, Path(args.out) / "tables", note)
     print(path.read_text())
     log_wandb(args.wandb, name, {name: show}, {}, args.results_dir)
 

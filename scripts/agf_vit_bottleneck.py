@@ -16,16 +16,14 @@ from agf.reported import CALIBRATION_T, VIT_BOTTLENECK  # noqa: E402
 from agf_common import log_wandb, mean_std, runs, write_table  # noqa: E402
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results-dir", default="results")
     ap.add_argument("--experiment", default="agf/vit_bottleneck_proxy")
-    ap.add_argument("--out", default="results/tables")
+    ap.add_argument("--out", default="results", help="writes <out>/tables (and <out>/figures)")
     ap.add_argument("--wandb", action="store_true")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     df = runs(args.results_dir, args.experiment)
-    if df.empty:
-        sys.exit(f"no ok records of experiment {args.experiment!r} under {args.results_dir}/runs")
     df["kept_mlp_fraction"] = 1.0 - df["target"].astype(float)
     t = mean_std(df, ["scorer", "kept_mlp_fraction", "calib_T"], ["acc_after_prune", "test_acc_best", "test_acc"])
     t["reported peak (ViT-B)"] = [VIT_BOTTLENECK.get((s, k)) if T == 10 else CALIBRATION_T.get(T)
@@ -33,7 +31,7 @@ def main() -> None:
     show = t[["scorer", "kept_mlp_fraction", "calib_T", "n", "acc_after_prune", "test_acc_best", "test_acc",
               "reported peak (ViT-B)"]].rename(columns={"test_acc_best": "peak", "test_acc": "final"})
     note = f"{args.experiment}: dense {df.dense_test_acc.mean():.2f} %; reported baseline {VIT_BOTTLENECK[('baseline', 1.0)]} %."
-    print(write_table(show, "agf_vit_bottleneck", args.out, note).read_text())
+    print(write_table(show, "agf_vit_bottleneck", Path(args.out) / "tables", note).read_text())
     log_wandb(args.wandb, "agf_vit_bottleneck", {"vit_bottleneck": show}, {}, args.results_dir)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import pandas as pd
 
@@ -37,19 +37,21 @@ def flatten_record(r: dict) -> dict:
 
 
 def load_runs(results_dir: str | Path, experiment: str | Iterable[str] | None = None,
-              status: str | None = "ok") -> pd.DataFrame:
+              status: str | None = "ok", extra: Callable[[dict], dict] | None = None,
+              key: Iterable[str] = ()) -> pd.DataFrame:
     """Records of ``results_dir`` as one flat row each (see :func:`flatten_record`).
 
     ``experiment``: a name, several names, or None for all; ``status``: "ok", "failed" or None for both.
-    A re-run of the same setting (:data:`RUN_KEY`) keeps only the last record written.
+    ``extra(record)`` adds (or overrides) columns of a family of experiments; ``key`` names those of them that
+    tell settings apart. A re-run of the same setting (:data:`RUN_KEY` + ``key``) keeps only the last record.
     """
     wanted = None if experiment is None else {experiment} if isinstance(experiment, str) else set(experiment)
-    rows = [flatten_record(r) for r in ResultsStore(results_dir).records()
+    rows = [{**flatten_record(r), **(extra(r) if extra else {})} for r in ResultsStore(results_dir).records()
             if (status is None or r.get("status") == status) and (wanted is None or r.get("experiment") in wanted)]
     df = pd.DataFrame(rows)
     if df.empty:
         return df
-    return df.drop_duplicates(subset=RUN_KEY, keep="last").reset_index(drop=True)
+    return df.drop_duplicates(subset=RUN_KEY + list(key), keep="last").reset_index(drop=True)
 
 
 def fail(message: str, code: int = 2):

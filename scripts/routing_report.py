@@ -1,9 +1,9 @@
 """Routing tables and Pareto figures from the results store (AGF paper §3.4 format).
 
 Reads every ok record with routing metrics (and the per-run CSVs they point to) and writes
-  results/tables/routing_summary.{md,csv}   paper format: static full / static pruned / random / adaptive,
+  results/tables/routing_summary.{md,csv,tex}   paper format: static full / static pruned / random / adaptive,
                                             both cost conventions, the paper's reported rows beside ours
-  results/tables/routing_sizes.{md,csv}     one row per run (expert size): MAC ratio, escalation, costs,
+  results/tables/routing_sizes.{md,csv,tex}   one row per run (expert size): MAC ratio, escalation, costs,
                                             wall-clock ratio; the cheapest cascade that matches the full model
   results/figures/routing_pareto.{png,pdf}          accuracy vs relative cost, every run, both conventions
   results/figures/routing_pareto_signals.{png,pdf}  policies compared on one run (cascade cost)
@@ -16,13 +16,11 @@ import argparse
 import sys
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import reporting  # noqa: E402
 from experiments.results import ResultsStore  # noqa: E402
 from routing.reported import reported_rows  # noqa: E402
 
@@ -85,6 +83,7 @@ def summary_table(runs: list[dict]) -> pd.DataFrame:
 
 
 def plot_runs(runs: list[dict], path: Path) -> None:
+    plt = reporting.matplotlib_agg()
     fig, ax = plt.subplots(figsize=(7, 4.6))
     for i, r in enumerate(runs):
         m = r["metrics"]
@@ -104,13 +103,11 @@ def plot_runs(runs: list[dict], path: Path) -> None:
     ax.set_title("pruned → full routing (★ τ chosen on validation; dashed: random, mixture)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6.5, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path.with_suffix(".png"), dpi=130)
-    fig.savefig(path.with_suffix(".pdf"))
-    plt.close(fig)
+    reporting.save_figure(fig, path.name, path.parent)
 
 
 def plot_signals(run: dict, path: Path) -> None:
+    plt = reporting.matplotlib_agg()
     m = run["metrics"]
     c = pd.read_csv(m["routing_curve_csv"])
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
@@ -124,26 +121,7 @@ def plot_signals(run: dict, path: Path) -> None:
     ax.set_title(f"routing signals: {expert_label(run)}", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path.with_suffix(".png"), dpi=130)
-    fig.savefig(path.with_suffix(".pdf"))
-    plt.close(fig)
-
-
-def markdown(df: pd.DataFrame) -> str:
-    """A GitHub table (no tabulate dependency); floats with 4 significant digits."""
-    def cell(v):
-        if isinstance(v, float):
-            return "" if pd.isna(v) else f"{v:.4g}"
-        return str(v)
-    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
-
-
-def write(df: pd.DataFrame, stem: Path) -> None:
-    df.to_csv(stem.with_suffix(".csv"), index=False)
-    stem.with_suffix(".md").write_text(markdown(df))
+    reporting.save_figure(fig, path.name, path.parent)
 
 
 def main(argv=None) -> int:
@@ -162,8 +140,8 @@ def main(argv=None) -> int:
     tables.mkdir(parents=True, exist_ok=True)
     figures.mkdir(parents=True, exist_ok=True)
     sizes = sizes_table(runs)
-    write(sizes, tables / "routing_sizes")
-    write(summary_table(runs), tables / "routing_summary")
+    reporting.write_table(sizes, "routing_sizes", tables)
+    reporting.write_table(summary_table(runs), "routing_summary", tables)
     plot_runs(runs, figures / "routing_pareto")
     plot_signals(runs[-1], figures / "routing_pareto_signals")
     print(sizes[["expert", "full_acc", "escalation_valtau", "acc_valtau", "cost_cascade_valtau", "escalation_testmatch",
