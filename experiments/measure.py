@@ -131,3 +131,19 @@ def latency_ms(model: nn.Module, example_input: torch.Tensor, repeats: int = 20,
     finally:
         model.train(was_training)
     return statistics.median(times)
+
+
+def inference_copy(model: nn.Module, channels_last: bool = True, fold_bn: bool = True) -> nn.Module:
+    """An eval-mode copy in a deployment form for latency measurements: BatchNorm folded into the preceding
+    conv (``torch.fx`` fusion; left as is when the model does not trace) and NHWC (channels-last) weights.
+    Feed it ``x.contiguous(memory_format=torch.channels_last)`` when ``channels_last``."""
+    import copy
+
+    net = copy.deepcopy(model).eval()
+    if fold_bn:
+        from torch.fx.experimental.optimization import fuse
+        try:
+            net = fuse(net)
+        except Exception:  # not symbolically traceable: keep the BN layers
+            pass
+    return net.to(memory_format=torch.channels_last) if channels_last else net

@@ -2,7 +2,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from experiments.measure import count_macs, evaluate, layer_macs, param_counts
+from experiments.measure import count_macs, evaluate, inference_copy, layer_macs, param_counts
+from experiments.models import create_model
 
 
 def _net():
@@ -60,3 +61,25 @@ def test_evaluate_topk_against_brute_force():
     top5 = (logits.topk(5, 1).indices == y[:, None]).any(1).float().mean() * 100
     assert abs(out["acc"] - top1.item()) < 1e-9 and abs(out["acc5"] - top5.item()) < 1e-9
     assert abs(out["loss"] - torch.nn.functional.cross_entropy(logits, y).item()) < 1e-5
+
+
+def test_inference_copy_folds_bn_into_nhwc_and_keeps_outputs():
+    torch.manual_seed(0)
+    model = create_model("resnet8", num_classes=10, in_channels=1, image_size=28)
+    for m in model.modules():  # non-trivial BN statistics, so folding has something to fold
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    model.train()
+    x = torch.randn(4, 1, 28, 28)
+    net = inference_copy(model)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d) and m.kernel_size != (1, 1)]
+    assert convs and all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+    with torch.no_grad():
+        ref = model.eval()(x)
+        out = net(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())  # the original is untouched
