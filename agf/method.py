@@ -105,6 +105,10 @@ class StructuredPruning(Method):
         c = self.calib
         n = int(batches or c["batches"])
         loader = ctx.data.calibration_loader(n, int(c["batch_size"]), seed_offset=int(seed_offset or c["seed_offset"]))
+        if len(loader) < n:
+            log.warning("calibration: %d batches of %d asked, the train split gives %d (lower "
+                        "method.calibration.batch_size for a longer calibration)", n, int(c["batch_size"]), len(loader))
+        ctx.metrics["calibration_batches"] = len(loader)
         return Calibrator(ctx.model, self.units, mode=c["mode"], trajectory_lr=float(c["trajectory_lr"]),
                           label_mode=c["label_mode"], position=c["position"]).run(loader)
 

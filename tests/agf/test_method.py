@@ -14,7 +14,7 @@ def test_structured_macs_target_iterative_and_reload(tmp_path):
                               "method.calibration.batch_size=32"], tmp_path)
     rec = run(cfg)
     m = rec["metrics"]
-    assert rec["status"] == "ok"
+    assert rec["status"] == "ok" and m["calibration_batches"] == 2
     assert 1.0 - m["macs_effective"] / m["dense_macs"] >= 0.5 - 1e-6      # MAC target reached
     assert 0 <= m["acc_after_prune"] <= 100 and m["test_acc_best"] >= m["test_acc"]
     model, _ = load_model(rec["checkpoints"]["final"])
@@ -25,9 +25,9 @@ def test_structured_macs_target_iterative_and_reload(tmp_path):
 
 
 @pytest.mark.slow
-def test_structured_vit_from_scratch_and_signal(tmp_path):
+def test_structured_vit_from_scratch_and_signal(tmp_path, caplog):
     cfg = compose_cfg(TINY + ["method=structured", "model=vit_micro", "scorer=wanda", "sparsity=\"75\"",
-                              "method.from_scratch=true", "method.signal_batches=1", "method.calibration.batches=2",
+                              "method.from_scratch=true", "method.signal_batches=1", "method.calibration.batches=20",
                               "method.calibration.batch_size=32", "method.save_scores=false"], tmp_path)
     rec = run(cfg)
     m = rec["metrics"]
@@ -35,3 +35,6 @@ def test_structured_vit_from_scratch_and_signal(tmp_path):
     for k in ("signal_dense_p99_p1", "signal_pruned_max_min", "auroc_wrong_confidence", "auroc_wrong_signal"):
         assert k in m
     assert m["signal_dense_max_min"] >= m["signal_dense_p99_p1"] >= 1.0
+    # T = 20 batches of 32 asked from a 512-image train split: 16 exist; recorded and warned about
+    assert m["calibration_batches"] == 512 // 32
+    assert any("calibration: 20 batches of 32 asked" in r.getMessage() for r in caplog.records)
