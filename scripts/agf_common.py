@@ -17,12 +17,12 @@ log_wandb = partial(reporting.log_wandb, group="agf-reports")
 
 
 #: Settings the AGF experiments vary beyond :data:`reporting.RUN_KEY`.
-AGF_KEY = ["calib_T", "pretrain_epochs", "from_scratch"]
+AGF_KEY = ["calib_T", "pretrain_epochs", "finetune_epochs", "from_scratch"]
 
 
 def agf_columns(r: dict) -> dict:
     """The AGF columns of one record: scorer label (dense / dense+ft / "<scorer> (scratch)" / scratch), the
-    method's own target, calibration T, pretraining epochs, from_scratch."""
+    method's own target, calibration T, pretraining and fine-tuning epochs, from_scratch."""
     cfg = r.get("config") or {}
     method = cfg.get("method") or {}
     scorer = reporting._name(method.get("scorer"))
@@ -33,6 +33,7 @@ def agf_columns(r: dict) -> dict:
     return {"scorer": scorer, "target": method.get("target_sparsity"),
             "calib_T": (method.get("calibration") or {}).get("batches"),
             "pretrain_epochs": ((cfg.get("trainer") or {}).get("pretrain") or {}).get("epochs"),
+            "finetune_epochs": ((cfg.get("trainer") or {}).get("finetune") or {}).get("epochs"),
             "from_scratch": bool(method.get("from_scratch"))}
 
 

@@ -37,22 +37,28 @@ def main(argv: list[str] | None = None) -> None:
                                               test_acc_best=lambda d: d.dense_test_acc, acc_after_prune=float("nan"))
     df = pd.concat([df[df.scorer != "dense"], base], ignore_index=True)
     df["kept_fraction"] = [1.0 if s.startswith("dense") else 1.0 - float(x) for s, x in zip(df.scorer, df.target)]
-    t = mean_std(df, ["scorer", "kept_fraction"], ["test_acc_best", "test_acc", "acc_after_prune"])
+    # training the model gets once its architecture is fixed: fine-tuning, or the whole budget from scratch
+    df["epochs_after_prune"] = df.pretrain_epochs.where(df.from_scratch, df.finetune_epochs).where(df.scorer != "dense", 0)
+    df.loc[df.from_scratch, "acc_after_prune"] = float("nan")   # re-initialised: the pruned weights are not used
+    by = ["scorer", "epochs_after_prune", "kept_fraction"]
+    t = mean_std(df, by, ["test_acc_best", "test_acc", "acc_after_prune"])
     t["reported (k of 1024)"] = [reported(s, k) for s, k in zip(t.scorer, t.kept_fraction)]
-    t = t.sort_values(["scorer", "kept_fraction"])
-    show = t[["scorer", "kept_fraction", "n", "acc_after_prune", "test_acc", "test_acc_best", "reported (k of 1024)"]]
-    note = (f"{args.experiment}: peak = best test accuracy over fine-tuning; dense {df.dense_test_acc.mean():.2f} %. "
+    t = t.sort_values(by)
+    show = t[[*by, "n", "acc_after_prune", "test_acc", "test_acc_best", "reported (k of 1024)"]]
+    note = (f"{args.experiment}: peak = best test accuracy over fine-tuning; dense {df.dense_test_acc.mean():.2f} %; "
+            "epochs_after_prune = fine-tuning epochs (pruned, dense+ft) or the whole training budget (scratch). "
             "Reported = WRN-18-2 / CIFAR-100 (k of 1024 = kept fraction x 1024).")
     print(write_table(show, "agf_phase_transition", Path(args.out) / "tables", note).read_text())
 
     plt = reporting.matplotlib_agg()
     fig, ax = plt.subplots(figsize=(6, 4))
-    for s, g in t.groupby("scorer"):
+    for (s, e), g in t.groupby(["scorer", "epochs_after_prune"]):
+        label = f"{s} ({e:g} ep)"
         if s in ("dense", "dense+ft"):
-            ax.axhline(g.test_acc_best_mean.iloc[0], ls="--" if s == "dense" else ":", color="gray", label=s)
+            ax.axhline(g.test_acc_best_mean.iloc[0], ls="--" if s == "dense" else ":", color="gray", label=label)
             continue
         ax.errorbar(g.kept_fraction, g.test_acc_best_mean, yerr=g.test_acc_best_std.fillna(0), marker="o",
-                    capsize=3, label=s)
+                    capsize=3, label=label, ls="-" if e == t.epochs_after_prune.min() or "scratch" in s else "--")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("kept width fraction of every pruned layer")
     ax.set_ylabel("peak test accuracy (%)")

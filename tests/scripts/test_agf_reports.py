@@ -22,7 +22,7 @@ from agf_common import runs  # noqa: E402
 def record(experiment, scorer, target, seed, acc, *, method="structured", T=10, scratch=False, finetune=True,
            dense=80.0, after=20.0, run_id=None):
     cfg = {"method": {"name": method, "finetune": finetune, "from_scratch": scratch},
-           "model": {"name": "resnet8"}, "dataset": {"name": "fashion_mnist"}, "trainer": {"pretrain": {"epochs": 3}}}
+           "model": {"name": "resnet8"}, "dataset": {"name": "fashion_mnist"}, "trainer": {"pretrain": {"epochs": 3}, "finetune": {"epochs": 1}}}
     if method == "structured":
         cfg["method"].update(scorer={"name": scorer}, target_sparsity=target, calibration={"batches": T})
     return {"run_id": run_id or f"{scorer}-{target}-{seed}-{T}-{scratch}", "experiment": experiment, "status": "ok",
@@ -69,22 +69,29 @@ def test_agf_runs_labels_settings_and_keeps_last_rerun(pt_store):
     df = runs(pt_store, PT)
     agf75 = df[(df.scorer == "agf") & (df.target == 0.75) & (df.seed == 0)].set_index("calib_T")
     assert len(df) == 13 and agf75.loc[10, "test_acc"] == 50.0 and agf75.loc[100, "test_acc"] == 60.0
+    # so is a different fine-tuning budget
+    longer = record(PT, "agf", 0.75, 0, 70.0)
+    longer["config"]["trainer"]["finetune"]["epochs"] = 3
+    ResultsStore(pt_store).append(longer)
+    assert len(runs(pt_store, PT)) == 14
 
 
 def test_phase_transition_table_and_figure(pt_store):
     agf_phase_transition.main(["--results-dir", str(pt_store), "--out", str(pt_store)])
-    t = table(pt_store, "agf_phase_transition").set_index(["scorer", "kept_fraction"])
-    assert t.loc[("agf", 0.25), "test_acc"] == cell(PT_ACC["agf", 0.75])
-    assert t.loc[("agf", 0.03125), "test_acc_best"] == cell(np.add(PT_ACC["agf", 0.96875], 1.0))
-    assert t.loc[("random", 0.03125), "n"] == 2
-    assert t.loc[("agf (scratch)", 0.03125), "test_acc"] == cell([40.0, 45.0])
+    t = table(pt_store, "agf_phase_transition").set_index(["scorer", "epochs_after_prune", "kept_fraction"])
+    assert t.loc[("agf", 1, 0.25), "test_acc"] == cell(PT_ACC["agf", 0.75])
+    assert t.loc[("agf", 1, 0.03125), "test_acc_best"] == cell(np.add(PT_ACC["agf", 0.96875], 1.0))
+    assert t.loc[("random", 1, 0.03125), "n"] == 2
+    # from scratch: trained for the pretrain budget, its "after prune" accuracy is meaningless (blank)
+    assert t.loc[("agf (scratch)", 3, 0.03125), "test_acc"] == cell([40.0, 45.0])
+    assert pd.isna(t.loc[("agf (scratch)", 3, 0.03125), "acc_after_prune"])
     # the unpruned models (dense_test_acc of the dense+ft records) and the dense + extra fine-tuning control
-    assert t.loc[("dense", 1.0), "test_acc"] == cell([79.0, 80.0])
-    assert t.loc[("dense+ft", 1.0), "test_acc"] == cell([81.0, 82.0])
+    assert t.loc[("dense", 0, 1.0), "test_acc"] == cell([79.0, 80.0])
+    assert t.loc[("dense+ft", 1, 1.0), "test_acc"] == cell([81.0, 82.0])
     rep = t["reported (k of 1024)"]
-    assert rep[("agf", 0.25)] == 70.75 and rep[("agf", 0.03125)] == 68.40 and rep[("ria", 0.03125)] == 68.97
-    assert rep[("agf (scratch)", 0.03125)] == 45.42 and rep[("dense", 1.0)] == 68.66
-    assert np.isnan(rep[("dense+ft", 1.0)]) and rep[("random", 0.03125)] == 67.79
+    assert rep[("agf", 1, 0.25)] == 70.75 and rep[("agf", 1, 0.03125)] == 68.40 and rep[("ria", 1, 0.03125)] == 68.97
+    assert rep[("agf (scratch)", 3, 0.03125)] == 45.42 and rep[("dense", 0, 1.0)] == 68.66
+    assert np.isnan(rep[("dense+ft", 1, 1.0)]) and rep[("random", 1, 0.03125)] == 67.79
     assert (pt_store / "figures" / "agf_phase_transition.png").stat().st_size > 0
     assert (pt_store / "figures" / "agf_phase_transition.pdf").exists()
 
