@@ -16,6 +16,18 @@ from reporting import markdown, mean_std, write_table  # noqa: E402,F401  (re-ex
 log_wandb = partial(reporting.log_wandb, group="agf-reports")
 
 
+def parser(doc: str, experiment: str):
+    """:func:`reporting.report_parser` plus ``--out`` (tables and figures go under ``<out>/``)."""
+    ap = reporting.report_parser(doc, experiment)
+    ap.add_argument("--out", default=None, help="writes <out>/tables and <out>/figures (default: --results-dir)")
+    return ap
+
+
+def out_dir(args, kind: str) -> Path:
+    """``<out>/<kind>`` (``--out`` defaulting to ``--results-dir``)."""
+    return Path(args.out or args.results_dir) / kind
+
+
 #: Settings the AGF experiments vary beyond :data:`reporting.RUN_KEY`.
 AGF_KEY = ["calib_T", "pretrain_epochs", "finetune_epochs", "from_scratch"]
 

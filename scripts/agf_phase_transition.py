@@ -6,7 +6,6 @@ writes results/tables/agf_phase_transition.{md,csv,tex}, results/figures/agf_pha
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agf.reported import PHASE_TRANSITION  # noqa: E402
-from agf_common import log_wandb, mean_std, reporting, runs, write_table  # noqa: E402
+from agf_common import log_wandb, mean_std, out_dir, parser, reporting, runs, write_table  # noqa: E402
 
 
 def reported(scorer: str, kept_fraction: float) -> float | None:
@@ -25,11 +24,7 @@ def reported(scorer: str, kept_fraction: float) -> float | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--results-dir", default="results")
-    ap.add_argument("--experiment", default="agf/phase_transition_proxy")
-    ap.add_argument("--out", default="results", help="writes <out>/tables (and <out>/figures)")
-    ap.add_argument("--wandb", action="store_true")
+    ap = parser(__doc__, "agf/phase_transition_proxy")
     args = ap.parse_args(argv)
     df = runs(args.results_dir, args.experiment)
     # the unpruned models themselves (no extra fine-tuning), one per seed, from the dense+ft records
@@ -48,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     note = (f"{args.experiment}: peak = best test accuracy over fine-tuning; dense {df.dense_test_acc.mean():.2f} %; "
             "epochs_after_prune = fine-tuning epochs (pruned, dense+ft) or the whole training budget (scratch). "
             "Reported = WRN-18-2 / CIFAR-100 (k of 1024 = kept fraction x 1024).")
-    print(write_table(show, "agf_phase_transition", Path(args.out) / "tables", note).read_text())
+    print(write_table(show, "agf_phase_transition", out_dir(args, "tables"), note).read_text())
 
     plt = reporting.matplotlib_agg()
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -64,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     ax.set_ylabel("peak test accuracy (%)")
     ax.set_title(args.experiment)
     ax.legend(fontsize=8)
-    png = reporting.save_figure(fig, "agf_phase_transition", Path(args.out) / "figures")[0]
+    png = reporting.save_figure(fig, "agf_phase_transition", out_dir(args, "figures"))[0]
     print(f"figure: {png}")
     log_wandb(args.wandb, "agf_phase_transition", {"phase_transition": show}, {"phase_transition": png},
               args.results_dir)

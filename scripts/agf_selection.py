@@ -7,7 +7,6 @@ writes results/tables/agf_selection_{stability,spearman}.{md,csv,tex}, results/f
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import sys
 from pathlib import Path
@@ -20,18 +19,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agf.analysis import mean_over_units, spearman, topk_jaccard  # noqa: E402
 from agf.reported import JACCARD_AGF_MAGNITUDE  # noqa: E402
-from agf_common import log_wandb, reporting, runs, write_table  # noqa: E402
+from agf_common import log_wandb, out_dir, parser, reporting, runs, write_table  # noqa: E402
 
 ORDER = ["agf", "taylor_signed", "taylor", "snip", "act", "grad", "wanda", "ria", "l1", "bn_scale", "random"]
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--results-dir", default="results")
-    ap.add_argument("--experiment", default="agf/selection_proxy")
+    ap = parser(__doc__, "agf/selection_proxy")
     ap.add_argument("--keep", type=float, default=0.25, help="kept fraction k for the top-k sets")
-    ap.add_argument("--out", default="results", help="writes <out>/tables (and <out>/figures)")
-    ap.add_argument("--wandb", action="store_true")
     args = ap.parse_args(argv)
     df = runs(args.results_dir, args.experiment)
     files = [f for f in df.get("scores_file", pd.Series(dtype=str)).dropna() if Path(f).exists()]
@@ -64,8 +59,8 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(row)
     rho = pd.DataFrame(rows)
 
-    tables = Path(args.out) / "tables"
-    figures = Path(args.out) / "figures"
+    tables = out_dir(args, "tables")
+    figures = out_dir(args, "figures")
     st = pd.DataFrame(stab)
     note = (f"{args.experiment}: {len(data)} runs, top-{args.keep:.0%} sets per layer. Jaccard(AGF, L1) = "
             f"{jac[names.index('agf'), names.index('l1')]:.3f} (reported ≈ {JACCARD_AGF_MAGNITUDE}, ImageNet).")

@@ -7,22 +7,17 @@ writes results/tables/agf_signal_compression.{md,csv,tex}
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agf.reported import SIGNAL_COMPRESSION  # noqa: E402
-from agf_common import log_wandb, mean_std, runs, write_table  # noqa: E402
+from agf_common import log_wandb, mean_std, out_dir, parser, runs, write_table  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--results-dir", default="results")
-    ap.add_argument("--experiment", default="agf/signal_compression_proxy")
-    ap.add_argument("--out", default="results", help="writes <out>/tables (and <out>/figures)")
-    ap.add_argument("--wandb", action="store_true")
+    ap = parser(__doc__, "agf/signal_compression_proxy")
     args = ap.parse_args(argv)
     df = runs(args.results_dir, args.experiment)
     cols = ["dense_test_acc", "signal_dense_p99_p1", "signal_dense_max_min", "signal_pruned_p99_p1",
@@ -32,7 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     note = (f"{args.experiment}: s(x) over the test batches, predicted labels. Reported (statistic unknown): "
             f"{SIGNAL_COMPRESSION['early']}x early -> {SIGNAL_COMPRESSION['converged']}x converged. AUROC: higher "
             "= better at flagging inputs the pruned model gets wrong (score = -confidence, s(x), -act ℓ1).")
-    print(write_table(show, "agf_signal_compression", Path(args.out) / "tables", note).read_text())
+    print(write_table(show, "agf_signal_compression", out_dir(args, "tables"), note).read_text())
     log_wandb(args.wandb, "agf_signal", {"signal_compression": show}, {}, args.results_dir)
 
 

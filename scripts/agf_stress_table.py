@@ -6,22 +6,17 @@ writes results/tables/agf_stress75[_proxy].{md,csv,tex}
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agf.reported import STRESS75  # noqa: E402
-from agf_common import log_wandb, mean_std, runs, write_table  # noqa: E402
+from agf_common import log_wandb, mean_std, out_dir, parser, runs, write_table  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--results-dir", default="results")
-    ap.add_argument("--experiment", default="agf/stress75_proxy")
-    ap.add_argument("--out", default="results", help="writes <out>/tables (and <out>/figures)")
-    ap.add_argument("--wandb", action="store_true")
+    ap = parser(__doc__, "agf/stress75_proxy")
     args = ap.parse_args(argv)
     df = runs(args.results_dir, args.experiment)
     cols = ["dense_test_acc", "acc_after_prune", "test_acc", "test_acc_best", "sparsity"]
@@ -45,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{df['sparsity'].mean():.3f} of conv/linear weights. 'reported' = paper's ImageNet-1K ResNet-50 "
             f"(baseline {STRESS75['baseline']} %), a different setting.")
     name = "agf_" + args.experiment.split("/")[-1]
-    path = write_table(show, name, Path(args.out) / "tables", note)
+    path = write_table(show, name, out_dir(args, "tables"), note)
     print(path.read_text())
     log_wandb(args.wandb, name, {name: show}, {}, args.results_dir)
 

@@ -6,22 +6,17 @@ writes results/tables/agf_vit_bottleneck.{md,csv,tex}
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agf.reported import CALIBRATION_T, VIT_BOTTLENECK  # noqa: E402
-from agf_common import log_wandb, mean_std, runs, write_table  # noqa: E402
+from agf_common import log_wandb, mean_std, out_dir, parser, runs, write_table  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--results-dir", default="results")
-    ap.add_argument("--experiment", default="agf/vit_bottleneck_proxy")
-    ap.add_argument("--out", default="results", help="writes <out>/tables (and <out>/figures)")
-    ap.add_argument("--wandb", action="store_true")
+    ap = parser(__doc__, "agf/vit_bottleneck_proxy")
     args = ap.parse_args(argv)
     df = runs(args.results_dir, args.experiment)
     df["kept_mlp_fraction"] = 1.0 - df["target"].astype(float)
@@ -31,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     show = t[["scorer", "kept_mlp_fraction", "calib_T", "n", "acc_after_prune", "test_acc_best", "test_acc",
               "reported peak (ViT-B)"]].rename(columns={"test_acc_best": "peak", "test_acc": "final"})
     note = f"{args.experiment}: dense {df.dense_test_acc.mean():.2f} %; reported baseline {VIT_BOTTLENECK[('baseline', 1.0)]} %."
-    print(write_table(show, "agf_vit_bottleneck", Path(args.out) / "tables", note).read_text())
+    print(write_table(show, "agf_vit_bottleneck", out_dir(args, "tables"), note).read_text())
     log_wandb(args.wandb, "agf_vit_bottleneck", {"vit_bottleneck": show}, {}, args.results_dir)
 
 

@@ -21,7 +21,6 @@ writing ``figures/power_law_reported_<sweep>.*`` and ``tables/power_law_reported
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -30,9 +29,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[0]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from experiments.results import ResultsStore  # noqa: E402
 from hyperflows.power_law import REPORTED_SWEEPS, PowerLawFit, fit_power_law  # noqa: E402
-from reporting import RUN_KEY, fail, flatten_record, log_wandb, matplotlib_agg, save_figure, write_table  # noqa: E402
+from reporting import fail, load_runs, log_wandb, matplotlib_agg, report_parser, save_figure, write_table  # noqa: E402
 
 REPORTED_SOURCE = "reported (refit of the authors' data)"
 NOTE = ("Sparsity–pressure power law, eq. (15): D(λ) = c·λ^-(α0 + α1 ln λ), fitted as ln D quadratic in ln λ "
@@ -59,15 +57,12 @@ def density_pct(row: pd.Series) -> float:
 def sweep_runs(results_dir: str | Path, experiment: str) -> pd.DataFrame:
     """Ok records of ``experiment`` with a fixed λ: one row each with model, dataset, seed, lam, density_pct.
 
-    Unlike ``reporting.load_runs`` the de-duplication key includes λ, so the sweep's runs stay separate.
+    λ is part of the de-duplication key, so the sweep's runs stay separate.
     """
-    rows = [dict(flatten_record(r), lam=fixed_lambda(r.get("config")))
-            for r in ResultsStore(results_dir).records()
-            if r.get("status") == "ok" and r.get("experiment") == experiment]
-    df = pd.DataFrame([r for r in rows if r["lam"] is not None])
-    if df.empty:
-        return df
-    df = df.drop_duplicates(subset=RUN_KEY + ["lam"], keep="last")
+    df = load_runs(results_dir, experiment, extra=lambda r: {"lam": fixed_lambda(r.get("config"))}, key=["lam"])
+    if df.empty or df["lam"].isna().all():
+        return pd.DataFrame()
+    df = df[df["lam"].notna()]
     df = df.assign(density_pct=df.apply(density_pct, axis=1))
     bad = df[(df["density_pct"] < 0) | (df["density_pct"] > 100)]
     if len(bad):
@@ -164,13 +159,10 @@ def figure_name(model: str, dataset: str, runs: pd.DataFrame) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--results-dir", default="results")
-    ap.add_argument("--experiment", default="hyperflows/power_law_proxy")
+    ap = report_parser(__doc__, "hyperflows/power_law_proxy")
     ap.add_argument("--out", default=None, help="writes <out>/tables and <out>/figures (default: --results-dir)")
     ap.add_argument("--reference-demo", action="store_true",
                     help="fit and plot the authors' sweeps (spec §4.1) instead of the results store")
-    ap.add_argument("--wandb", action="store_true")
     args = ap.parse_args(argv)
     out = Path(args.out or args.results_dir)
     figures, tables = out / "figures", out / "tables"

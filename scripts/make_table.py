@@ -10,12 +10,11 @@ several keys are comma-separated (``--cols model,target``). ``sparsity`` as a ke
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reporting import pivot_cells, runs_or_exit, write_table  # noqa: E402
+from reporting import pivot_cells, report_parser, runs_or_exit, write_table  # noqa: E402
 
 ALIASES = {"sparsity": "target"}
 
@@ -26,9 +25,7 @@ def keys(arg: str) -> list[str]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--results-dir", default="results")
-    ap.add_argument("--experiment", required=True, help="the records' experiment name (experiment_name=)")
+    ap = report_parser(__doc__, wandb=False)
     ap.add_argument("--rows", default="method", help="row key(s), comma-separated")
     ap.add_argument("--cols", default="sparsity", help="column key(s), comma-separated; sparsity = target")
     ap.add_argument("--metric", default="test_acc", help="metric averaged in the cells (default test_acc)")

@@ -5,12 +5,11 @@
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reporting import matplotlib_agg, runs_or_exit, plot_mean_std, save_figure  # noqa: E402
+from reporting import matplotlib_agg, plot_mean_std, report_parser, runs_or_exit, save_figure  # noqa: E402
 
 
 def figure(df, x: str, y: str, hue: str, logx: bool = False, title: str = ""):
@@ -27,9 +26,7 @@ def figure(df, x: str, y: str, hue: str, logx: bool = False, title: str = ""):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--results-dir", default="results")
-    ap.add_argument("--experiment", required=True)
+    ap = report_parser(__doc__, wandb=False)
     ap.add_argument("--x", default="target", help="x key (any load_runs column, e.g. target, sparsity)")
     ap.add_argument("--y", default="test_acc", help="y metric")
     ap.add_argument("--hue", default="method", help="one line per value of this key")

@@ -5,6 +5,7 @@ Scripts only read records (``experiments.results``) and write under ``<results_d
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 from typing import Callable, Iterable
@@ -52,6 +53,18 @@ def load_runs(results_dir: str | Path, experiment: str | Iterable[str] | None = 
     if df.empty:
         return df
     return df.drop_duplicates(subset=RUN_KEY + list(key), keep="last").reset_index(drop=True)
+
+
+def report_parser(doc: str, experiment: str | None = None, wandb: bool = True) -> argparse.ArgumentParser:
+    """The arguments every report script shares: ``--results-dir``, ``--experiment`` (required when there is no
+    default) and ``--wandb``; the description is the first paragraph of ``doc``."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--results-dir", default="results", help="the results store to read (default results)")
+    ap.add_argument("--experiment", default=experiment, required=experiment is None,
+                    help="the records' experiment name (experiment_name=)")
+    if wandb:
+        ap.add_argument("--wandb", action="store_true", help="also log tables and figures to W&B (offline)")
+    return ap
 
 
 def fail(message: str, code: int = 2):
