@@ -27,8 +27,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = parser(__doc__, "agf/phase_transition_proxy")
     args = ap.parse_args(argv)
     df = runs(args.results_dir, args.experiment)
-    # the unpruned models themselves (no extra fine-tuning), one per seed, from the dense+ft records
-    base = df[df.scorer == "dense+ft"].assign(scorer="dense", test_acc=lambda d: d.dense_test_acc,
+    # the unpruned models themselves (no extra fine-tuning), one per seed, from the dense+ft records (any budget)
+    base = df[df.scorer == "dense+ft"].drop_duplicates("seed").assign(scorer="dense", test_acc=lambda d: d.dense_test_acc,
                                               test_acc_best=lambda d: d.dense_test_acc, acc_after_prune=float("nan"))
     df = pd.concat([df[df.scorer != "dense"], base], ignore_index=True)
     df["kept_fraction"] = [1.0 if s.startswith("dense") else 1.0 - float(x) for s, x in zip(df.scorer, df.target)]

@@ -55,6 +55,10 @@ def pt_store(tmp_path):
         st.append(record(PT, "agf", 0.96875, seed, acc, scratch=True))
     for seed, (acc, dense) in enumerate([(81.0, 79.0), (82.0, 80.0)]):
         st.append(record(PT, None, None, seed, acc, method="dense", dense=dense))
+    for seed, (acc, dense) in enumerate([(83.0, 79.0), (84.0, 80.0)]):   # the same dense models, 3 ft epochs
+        longer = record(PT, None, None, seed, acc, method="dense", dense=dense)
+        longer["config"]["trainer"]["finetune"]["epochs"] = 3
+        st.append(longer)
     st.append(record("other", "agf", 0.75, 0, 10.0))
     return tmp_path
 
@@ -62,18 +66,18 @@ def pt_store(tmp_path):
 def test_agf_runs_labels_settings_and_keeps_last_rerun(pt_store):
     df = runs(pt_store, PT)
     assert sorted(df.scorer.unique()) == ["agf", "agf (scratch)", "dense+ft", "random", "ria"]
-    assert len(df) == 12
+    assert len(df) == 14
     # a re-run of one setting replaces it; a different calibration T is a different setting
     ResultsStore(pt_store).append(record(PT, "agf", 0.75, 0, 50.0, run_id="rerun"))
     ResultsStore(pt_store).append(record(PT, "agf", 0.75, 0, 60.0, T=100))
     df = runs(pt_store, PT)
     agf75 = df[(df.scorer == "agf") & (df.target == 0.75) & (df.seed == 0)].set_index("calib_T")
-    assert len(df) == 13 and agf75.loc[10, "test_acc"] == 50.0 and agf75.loc[100, "test_acc"] == 60.0
+    assert len(df) == 15 and agf75.loc[10, "test_acc"] == 50.0 and agf75.loc[100, "test_acc"] == 60.0
     # so is a different fine-tuning budget
     longer = record(PT, "agf", 0.75, 0, 70.0)
     longer["config"]["trainer"]["finetune"]["epochs"] = 3
     ResultsStore(pt_store).append(longer)
-    assert len(runs(pt_store, PT)) == 14
+    assert len(runs(pt_store, PT)) == 16
 
 
 def test_phase_transition_table_and_figure(pt_store):
@@ -86,8 +90,9 @@ def test_phase_transition_table_and_figure(pt_store):
     assert t.loc[("agf (scratch)", 3, 0.03125), "test_acc"] == cell([40.0, 45.0])
     assert pd.isna(t.loc[("agf (scratch)", 3, 0.03125), "acc_after_prune"])
     # the unpruned models (dense_test_acc of the dense+ft records) and the dense + extra fine-tuning control
-    assert t.loc[("dense", 0, 1.0), "test_acc"] == cell([79.0, 80.0])
+    assert t.loc[("dense", 0, 1.0), "test_acc"] == cell([79.0, 80.0]) and t.loc[("dense", 0, 1.0), "n"] == 2
     assert t.loc[("dense+ft", 1, 1.0), "test_acc"] == cell([81.0, 82.0])
+    assert t.loc[("dense+ft", 3, 1.0), "test_acc"] == cell([83.0, 84.0])
     rep = t["reported (k of 1024)"]
     assert rep[("agf", 1, 0.25)] == 70.75 and rep[("agf", 1, 0.03125)] == 68.40 and rep[("ria", 1, 0.03125)] == 68.97
     assert rep[("agf (scratch)", 3, 0.03125)] == 45.42 and rep[("dense", 0, 1.0)] == 68.66
