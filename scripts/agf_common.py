@@ -57,3 +57,12 @@ def runs(results_dir: str, experiment: str) -> pd.DataFrame:
         reporting.fail(f"no ok records of experiment '{experiment}' in {Path(results_dir) / 'runs'}; "
                        "run its preset first (commands in the preset header) or pass --results-dir/--experiment")
     return df
+
+
+def with_dense_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` plus a "dense" row per seed: the unpruned model itself (``dense_test_acc`` of that seed's dense+ft
+    record, whatever its fine-tuning budget), so the dense + extra fine-tuning control has its reference."""
+    base = df[df.scorer == "dense+ft"].drop_duplicates("seed").assign(
+        scorer="dense", test_acc=lambda d: d.dense_test_acc, test_acc_best=lambda d: d.dense_test_acc,
+        acc_after_prune=float("nan"), finetune_epochs=0)
+    return pd.concat([df[df.scorer != "dense"], base], ignore_index=True)

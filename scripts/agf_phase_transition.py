@@ -14,7 +14,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agf.reported import PHASE_TRANSITION  # noqa: E402
-from agf_common import log_wandb, mean_std, out_dir, parser, reporting, runs, write_table  # noqa: E402
+from agf_common import log_wandb, mean_std, out_dir, parser, reporting, runs, with_dense_rows, write_table  # noqa: E402
 
 
 def reported(scorer: str, kept_fraction: float) -> float | None:
@@ -27,13 +27,10 @@ def main(argv: list[str] | None = None) -> None:
     ap = parser(__doc__, "agf/phase_transition_proxy")
     args = ap.parse_args(argv)
     df = runs(args.results_dir, args.experiment)
-    # the unpruned models themselves (no extra fine-tuning), one per seed, from the dense+ft records (any budget)
-    base = df[df.scorer == "dense+ft"].drop_duplicates("seed").assign(scorer="dense", test_acc=lambda d: d.dense_test_acc,
-                                              test_acc_best=lambda d: d.dense_test_acc, acc_after_prune=float("nan"))
-    df = pd.concat([df[df.scorer != "dense"], base], ignore_index=True)
+    df = with_dense_rows(df)
     df["kept_fraction"] = [1.0 if s.startswith("dense") else 1.0 - float(x) for s, x in zip(df.scorer, df.target)]
     # training the model gets once its architecture is fixed: fine-tuning, or the whole budget from scratch
-    df["epochs_after_prune"] = df.pretrain_epochs.where(df.from_scratch, df.finetune_epochs).where(df.scorer != "dense", 0)
+    df["epochs_after_prune"] = df.pretrain_epochs.where(df.from_scratch, df.finetune_epochs)
     df.loc[df.from_scratch, "acc_after_prune"] = float("nan")   # re-initialised: the pruned weights are not used
     by = ["scorer", "epochs_after_prune", "kept_fraction"]
     t = mean_std(df, by, ["test_acc_best", "test_acc", "acc_after_prune"])

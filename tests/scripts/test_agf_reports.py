@@ -111,14 +111,20 @@ def test_vit_bottleneck_separates_calibration_T(tmp_path):
     for (scorer, target, T), vals in accs.items():
         for seed, acc in enumerate(vals):
             st.append(record(VB, scorer, target, seed, acc, T=T))
+    for seed, (acc, dense) in enumerate([(73.0, 67.0), (74.0, 68.0)]):
+        st.append(record(VB, None, None, seed, acc, method="dense", dense=dense))
     agf_vit_bottleneck.main(["--results-dir", str(tmp_path), "--out", str(tmp_path)])
-    t = table(tmp_path, "agf_vit_bottleneck").set_index(["scorer", "kept_mlp_fraction", "calib_T"])
-    assert len(t) == 4
+    t = table(tmp_path, "agf_vit_bottleneck")
+    t = t.assign(calib_T=t.calib_T.fillna(0)).set_index(["scorer", "kept_mlp_fraction", "calib_T"])
+    assert len(t) == 6
     assert t.loc[("agf", 0.5, 10), "final"] == cell(accs["agf", 0.5, 10])
     assert t.loc[("agf", 0.5, 100), "peak"] == cell(np.add(accs["agf", 0.5, 100], 1.0))
+    assert t.loc[("dense", 1.0, 0), "final"] == cell([67.0, 68.0])          # the unpruned models, no calibration
+    assert t.loc[("dense+ft", 1.0, 0), "final"] == cell([73.0, 74.0])
     rep = t["reported peak (ViT-B)"]
     assert rep[("agf", 0.5, 10)] == 86.81 and rep[("wanda", 0.5, 10)] == 84.96 and rep[("ria", 0.25, 10)] == 82.24
-    assert rep[("agf", 0.5, 100)] == pytest.approx(84.90 - 0.34)
+    assert rep[("agf", 0.5, 100)] == pytest.approx(84.90 - 0.34) and rep[("dense", 1.0, 0)] == 91.50
+    assert np.isnan(rep[("dense+ft", 1.0, 0)])
 
 
 def test_stress_table_paired_differences(tmp_path):
