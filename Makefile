@@ -4,7 +4,7 @@ PIP ?= $(PYTHON) -m pip
 PROFILE ?= paper
 STAMP := .install.stamp
 
-.PHONY: help install data run test test-full sweep-example reproduce-table1 clean
+.PHONY: help install data run test test-full sweep-example reproduce-table1 reproduce-agf-proxy clean
 
 help:  ## list targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -48,6 +48,27 @@ reproduce-table1: install  ## Hyperflows Table 1 grid + results/tables/table1.{m
 	$(TABLE1_RUN_$(PROFILE)) $(PYTHON) run.py -m experiment=$(TABLE1_EXP) $(TABLE1_ARGS_$(PROFILE)) method=dense 'stages=[pretrain,evaluate]' sparsity.target=0.9
 	$(TABLE1_RUN_$(PROFILE)) $(PYTHON) run.py -m experiment=$(TABLE1_EXP) $(TABLE1_ARGS_$(PROFILE))
 	$(PYTHON) scripts/hyperflows_table1.py --experiment $(TABLE1_EXP)
+
+# AGF proxies (Fashion-MNIST ResNet-8 / vit_micro, 2 CPU cores, about 2 h in all): every experiment's sweeps
+# (the commands in each conf/experiment/agf/*_proxy.yaml header), then every report. The paper-scale presets
+# (same names without _proxy) list their own sweeps in their headers.
+AGF := OMP_NUM_THREADS=1 $(PYTHON) run.py -m hydra/launcher=joblib hydra.launcher.n_jobs=2 experiment=agf/
+SCRATCH_SWEEP := scorer=agf sparsity.target=0.75,0.875,0.96875 seed=0,1,2 method.from_scratch=true
+
+reproduce-agf-proxy: install  ## every AGF proxy experiment + its tables/figures under results/
+	$(AGF)stress75_proxy scorer=agf,taylor,taylor_signed,l1,wanda,ria,snip,bn_scale,random seed=0,1,2
+	$(AGF)phase_transition_proxy method=dense method.finetune=true trainer.finetune.epochs=1,3 seed=0,1,2
+	$(AGF)phase_transition_proxy scorer=agf,ria,random sparsity.target=0.75,0.875,0.96875 trainer.finetune.epochs=1,3 seed=0,1,2
+	$(AGF)phase_transition_proxy $(SCRATCH_SWEEP)
+	$(AGF)selection_proxy seed=0,1,2
+	$(AGF)vit_bottleneck_proxy scorer=agf,wanda,ria sparsity.target=0.5,0.75 seed=0,1,2
+	$(AGF)vit_bottleneck_proxy scorer=agf method.calibration.batches=100 seed=0,1,2
+	$(AGF)vit_bottleneck_proxy method=dense method.finetune=true seed=0,1,2
+	$(AGF)signal_compression_proxy trainer.pretrain.epochs=1,3 seed=0,1,2
+	$(AGF)routing_proxy
+	$(AGF)routing_size_proxy
+	for r in agf_stress_table agf_phase_transition agf_selection agf_vit_bottleneck agf_signal routing_report; do \
+		$(PYTHON) scripts/$$r.py || exit 1; done
 
 clean:  ## remove generated results, caches and Hydra dirs (keeps committed tables/figures)
 	rm -rf results/runs results/wandb results/checkpoints results/cache results/hydra outputs multirun .pytest_cache
