@@ -44,18 +44,22 @@ def main(argv: list[str] | None = None) -> None:
 
     plt = reporting.matplotlib_agg()
     fig, ax = plt.subplots(figsize=(6, 4))
+    # colour = scorer, line style = training after pruning (solid: the longest budget), grey lines = dense
+    colors = {s: f"C{i}" for i, s in enumerate(x for x in t.scorer.unique() if not x.startswith("dense"))}
+    longest = t.epochs_after_prune.max()
     for (s, e), g in t.groupby(["scorer", "epochs_after_prune"]):
         label = f"{s} ({e:g} ep)"
-        if s in ("dense", "dense+ft"):
-            ax.axhline(g.test_acc_best_mean.iloc[0], ls="--" if s == "dense" else ":", color="gray", label=label)
+        if s.startswith("dense"):
+            ax.axhline(g.test_acc_best_mean.iloc[0], ls="-" if s == "dense" else "--" if e < longest else ":",
+                       color="gray", lw=1, label=label)
             continue
         ax.errorbar(g.kept_fraction, g.test_acc_best_mean, yerr=g.test_acc_best_std.fillna(0), marker="o",
-                    capsize=3, label=label, ls="-" if e == t.epochs_after_prune.min() or "scratch" in s else "--")
+                    capsize=3, label=label, color=colors[s], ls="-" if e == longest else "--")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("kept width fraction of every pruned layer")
     ax.set_ylabel("peak test accuracy (%)")
     ax.set_title(args.experiment)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, ncol=2)
     png = reporting.save_figure(fig, "agf_phase_transition", out_dir(args, "figures"))[0]
     print(f"figure: {png}")
     log_wandb(args.wandb, "agf_phase_transition", {"phase_transition": show}, {"phase_transition": png},
