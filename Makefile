@@ -63,7 +63,7 @@ reproduce-agf-proxy: install  ## every AGF proxy experiment + its tables/figures
 	$(AGF)selection_proxy seed=0,1,2
 	$(AGF)vit_bottleneck_proxy scorer=agf,wanda,ria sparsity.target=0.5,0.75 seed=0,1,2
 	$(AGF)vit_bottleneck_proxy scorer=agf method.calibration.batches=100 seed=0,1,2
-	$(AGF)vit_bottleneck_proxy method=dense method.finetune=true seed=0,1,2
+	$(AGF)vit_bottleneck_proxy method=dense method.finetune=true '~method.calibration' seed=0,1,2
 	$(AGF)signal_compression_proxy trainer.pretrain.epochs=1,3 seed=0,1,2
 	$(AGF)routing_proxy
 	$(AGF)routing_size_proxy
