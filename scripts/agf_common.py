@@ -66,3 +66,18 @@ def with_dense_rows(df: pd.DataFrame) -> pd.DataFrame:
         scorer="dense", test_acc=lambda d: d.dense_test_acc, test_acc_best=lambda d: d.dense_test_acc,
         acc_after_prune=float("nan"), finetune_epochs=0)
     return pd.concat([df[df.scorer != "dense"], base], ignore_index=True)
+
+
+def paired_delta(df: pd.DataFrame, ref: pd.DataFrame, value: str, by: str | list[str],
+                 match: list[str] = ("seed",)) -> dict:
+    """Per group of ``by``: "mean ± std (wins/n)" of ``value`` minus the ``ref`` row's ``value`` that has the
+    same ``match`` columns (same seed: same dense model and data order). Groups without a match are left out."""
+    match = list(match)
+    base = ref.drop_duplicates(match, keep="last").set_index(match)[value]
+    keys = pd.MultiIndex.from_frame(df[match]) if len(match) > 1 else pd.Index(df[match[0]])
+    diff = df.assign(_d=df[value].to_numpy() - base.reindex(keys).to_numpy()).dropna(subset=["_d"])
+    out = {}
+    for k, d in diff.groupby(by)["_d"]:
+        std = d.std(ddof=1) if len(d) > 1 else 0.0
+        out[k] = f"{d.mean():+.2f} ± {std:.2f} ({int((d > 0).sum())}/{len(d)})"
+    return out

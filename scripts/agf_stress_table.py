@@ -12,7 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agf.reported import STRESS75  # noqa: E402
-from agf_common import log_wandb, mean_std, out_dir, parser, runs, write_table  # noqa: E402
+from agf_common import log_wandb, mean_std, out_dir, paired_delta, parser, runs, write_table  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -24,12 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     # paired by seed (same dense model, same fine-tuning data order): scorer − reference, wins out of seeds
     refs = ("random", "l1")
     for ref in refs:
-        base = df[df.scorer == ref].set_index("seed")["test_acc"]
-        paired = df.assign(diff=df.test_acc - df.seed.map(base)).dropna(subset=["diff"])
-        g = paired.groupby("scorer")["diff"]
-        fmt = {k: f"{d.mean():+.2f} ± {d.std(ddof=1) if len(d) > 1 else 0:.2f} ({int((d > 0).sum())}/{len(d)})"
-               for k, d in g}
-        t[f"Δ final vs {ref} (paired, wins)"] = t.scorer.map(fmt)
+        t[f"Δ final vs {ref} (paired, wins)"] = t.scorer.map(paired_delta(df, df[df.scorer == ref], "test_acc", "scorer"))
     t["reported ImageNet top-1"] = t.scorer.map(STRESS75)
     t = t.sort_values("test_acc_mean", ascending=False)
     show = t[["scorer", "n", "acc_after_prune", "test_acc", "test_acc_best", *[f"Δ final vs {r} (paired, wins)" for r in refs],

@@ -12,7 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agf.reported import CALIBRATION_T, VIT_BOTTLENECK  # noqa: E402
-from agf_common import log_wandb, mean_std, out_dir, parser, runs, with_dense_rows, write_table  # noqa: E402
+from agf_common import log_wandb, mean_std, out_dir, paired_delta, parser, runs, with_dense_rows, write_table  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -26,7 +26,13 @@ def main(argv: list[str] | None = None) -> None:
     t = mean_std(df, by, ["acc_after_prune", "test_acc_best", "test_acc"])
     t["reported peak (ViT-B)"] = [VIT_BOTTLENECK.get(("baseline" if s == "dense" else s, k)) if T != 100
                                   else CALIBRATION_T[100] for s, k, T in zip(t.scorer, t.kept_mlp_fraction, t.calib_T)]
-    show = t[[*by, "n", "acc_after_prune", "test_acc_best", "test_acc", "reported peak (ViT-B)"]].rename(
+    # paired by seed and width against Wanda at T = 10 (the paper's comparison)
+    pruned = df[~dense]
+    delta = paired_delta(pruned, pruned[(pruned.scorer == "wanda") & (pruned.calib_T == 10)], "test_acc_best", by,
+                         match=["seed", "kept_mlp_fraction"])
+    t["Δ peak vs wanda (paired, wins)"] = [delta.get(k) for k in t[by].itertuples(index=False, name=None)]
+    show = t[[*by, "n", "acc_after_prune", "test_acc_best", "test_acc", "Δ peak vs wanda (paired, wins)",
+              "reported peak (ViT-B)"]].rename(
         columns={"test_acc_best": "peak", "test_acc": "final"})
     note = (f"{args.experiment}: peak = best test accuracy over fine-tuning; dense = the unpruned model, dense+ft = "
             "it + the same fine-tuning; reported = the paper's ViT-B (T = 100 row: its T = 10 vs 100 comparison).")

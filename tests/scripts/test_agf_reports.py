@@ -121,6 +121,9 @@ def test_vit_bottleneck_separates_calibration_T(tmp_path):
     assert t.loc[("agf", 0.5, 100), "peak"] == cell(np.add(accs["agf", 0.5, 100], 1.0))
     assert t.loc[("dense", 1.0, 0), "final"] == cell([67.0, 68.0])          # the unpruned models, no calibration
     assert t.loc[("dense+ft", 1.0, 0), "final"] == cell([73.0, 74.0])
+    d = t["Δ peak vs wanda (paired, wins)"]   # same seed and width, Wanda at T = 10
+    assert d[("agf", 0.5, 10)] == f"+2.25 ± {np.std([2.0, 2.5], ddof=1):.2f} (2/2)"
+    assert d[("agf", 0.5, 100)] == "+1.00 ± 0.00 (2/2)" and pd.isna(d[("ria", 0.25, 10)])
     rep = t["reported peak (ViT-B)"]
     assert rep[("agf", 0.5, 10)] == 86.81 and rep[("wanda", 0.5, 10)] == 84.96 and rep[("ria", 0.25, 10)] == 82.24
     assert rep[("agf", 0.5, 100)] == pytest.approx(84.90 - 0.34) and rep[("dense", 1.0, 0)] == 91.50
