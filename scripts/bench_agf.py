@@ -7,7 +7,8 @@
    batch 64, eager NCHW and in the deployment form (BN folded, channels-last). Target ≥ 0.6.
    (``--device cuda`` measures it on a GPU.)
 
-    OMP_NUM_THREADS=1 python scripts/bench_agf.py [--model resnet8] [--threads 1] [--device cpu]
+    OMP_NUM_THREADS=1 python scripts/bench_agf.py [--widths 1,2,4] [--threads 1] [--device cpu]
+writes results/bench/bench_agf.{json,md}
 """
 from __future__ import annotations
 
@@ -19,9 +20,11 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agf.calibration import Calibrator  # noqa: E402
@@ -31,6 +34,7 @@ from agf.selection import select_keep  # noqa: E402
 from agf.units import find_units  # noqa: E402
 from experiments.measure import count_macs, inference_copy, latency_ms  # noqa: E402
 from experiments.models import create_model  # noqa: E402
+from reporting import markdown  # noqa: E402
 
 
 def sync(device):
@@ -59,27 +63,10 @@ def time_calibration(model, units, batches, device) -> float:
     return time.perf_counter() - t0
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="resnet8")
-    ap.add_argument("--width", type=float, default=1.0)
-    ap.add_argument("--image-size", type=int, default=28)
-    ap.add_argument("--in-channels", type=int, default=1)
-    ap.add_argument("--batches", type=int, default=10, help="T")
-    ap.add_argument("--batch-size", type=int, default=128)
-    ap.add_argument("--sparsity", type=float, default=0.75)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--latency-repeats", type=int, default=10, help="timed forwards per latency sample")
-    ap.add_argument("--rounds", type=int, default=9, help="alternating dense/pruned latency samples (median)")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--out", default=None, help="write the result JSON here too")
-    args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+def bench(args, width: float, device: torch.device) -> dict:
+    """Both ratios for one model width (fresh random weights, seed 0)."""
     torch.manual_seed(0)
-    kw = {"width": args.width} if args.model.startswith("resnet") else {}
+    kw = {"width": width} if args.model.startswith("resnet") else {}
     model = create_model(args.model, num_classes=10, in_channels=args.in_channels, image_size=args.image_size,
                          **kw).to(device)
     shape = (args.batch_size, args.in_channels, args.image_size, args.image_size)
@@ -102,8 +89,7 @@ def main() -> None:
     stats = Calibrator(model, units).run(batches[:2])
     sc = create_scorer("agf").bind(units, stats)
     pruned = copy.deepcopy(model)
-    p_units = find_units(pruned, example)
-    remove_channels(pruned, example, p_units,
+    remove_channels(pruned, example, find_units(pruned, example),
                     select_keep({u.name: sc.unit_scores(u) for u in units}, args.sparsity))
     macs_d = count_macs(model, example)["macs_dense"]
     macs_p = count_macs(pruned, example)["macs_dense"]
@@ -118,7 +104,7 @@ def main() -> None:
             for f, (dense_net, pruned_net, x) in forms.items():
                 lat[f, "dense"].append(latency_ms(dense_net, x, repeats=args.latency_repeats))
                 lat[f, "pruned"].append(latency_ms(pruned_net, x, repeats=args.latency_repeats))
-    res = {"model": args.model, "width": args.width, "device": str(device), "threads": torch.get_num_threads(),
+    res = {"model": args.model, "width": width, "device": str(device), "threads": torch.get_num_threads(),
            "T": args.batches, "batch_size": args.batch_size,
            "calibration_s": t_cal, "train_steps_s": t_train, "calibration_over_train": t_cal / t_train,
            "macs_dense": macs_d, "macs_pruned": macs_p, "mac_reduction": macs_d / macs_p}
@@ -126,13 +112,46 @@ def main() -> None:
         ld, lp = statistics.median(lat[f, "dense"]), statistics.median(lat[f, "pruned"])
         res.update({f"latency_ms_bs64_dense_{f}": ld, f"latency_ms_bs64_pruned_{f}": lp, f"speedup_{f}": ld / lp,
                     f"speedup_over_mac_reduction_{f}": (ld / lp) / (macs_d / macs_p)})
-        res[f"pass_speedup_ratio_ge_0.6_{f}"] = res[f"speedup_over_mac_reduction_{f}"] >= 0.6
-    res["pass_calibration_le_1.3"] = res["calibration_over_train"] <= 1.3
-    text = json.dumps(res, indent=1)
-    print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="resnet8")
+    ap.add_argument("--widths", default="1", help="comma-separated width multipliers (resnet models)")
+    ap.add_argument("--image-size", type=int, default=28)
+    ap.add_argument("--in-channels", type=int, default=1)
+    ap.add_argument("--batches", type=int, default=10, help="T")
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--sparsity", type=float, default=0.75)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--latency-repeats", type=int, default=10, help="timed forwards per latency sample")
+    ap.add_argument("--rounds", type=int, default=9, help="alternating dense/pruned latency samples (median)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", default="results/bench/bench_agf", help="writes <out>.json and <out>.md")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    rows = []
+    for w in (float(x) for x in args.widths.split(",")):
+        rows.append(bench(args, w, device))
+        print(json.dumps(rows[-1], indent=1))
+    df = pd.DataFrame(rows)
+    cols = ["model", "width", "threads", "T", "calibration_over_train", "mac_reduction",
+            "latency_ms_bs64_dense_eager", "latency_ms_bs64_pruned_eager", "speedup_over_mac_reduction_eager",
+            "latency_ms_bs64_dense_deploy", "latency_ms_bs64_pruned_deploy", "speedup_over_mac_reduction_deploy"]
+    note = (f"scripts/bench_agf.py on {device} (torch {torch.__version__}), batch 64, "
+            f"{args.image_size}x{args.image_size}x{args.in_channels}, {args.sparsity:.0%} of internal channels removed "
+            f"(AGF scores). Targets: calibration_over_train <= 1.3, speedup_over_mac_reduction >= 0.6. eager = NCHW "
+            "as a run records it; deploy = BN folded + channels-last (experiments.measure.inference_copy). "
+            "Dense and pruned alternate within one process.")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
+    out.with_suffix(".md").write_text(note + "\n\n" + markdown(df[cols]) + "\n")
+    print(f"wrote {out.with_suffix('.md')}")
 
 
 if __name__ == "__main__":
