@@ -10,7 +10,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[0]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import reporting  # noqa: E402
-from reporting import markdown, mean_std, write_table  # noqa: E402,F401  (re-exported for the agf scripts)
+from reporting import mean_std, write_table  # noqa: E402,F401  (re-exported for the agf scripts)
 
 #: The AGF report scripts log to their own W&B group.
 log_wandb = partial(reporting.log_wandb, group="agf-reports")
