@@ -17,15 +17,11 @@ log_wandb = partial(reporting.log_wandb, group="agf-reports")
 
 
 def parser(doc: str, experiment: str):
-    """:func:`reporting.report_parser` plus ``--out`` (tables and figures go under ``<out>/``)."""
-    ap = reporting.report_parser(doc, experiment)
-    ap.add_argument("--out", default=None, help="writes <out>/tables and <out>/figures (default: --results-dir)")
-    return ap
+    """:func:`reporting.report_parser` with ``--out`` (tables and figures go under ``<out>/``)."""
+    return reporting.report_parser(doc, experiment, out_root=True)
 
 
-def out_dir(args, kind: str) -> Path:
-    """``<out>/<kind>`` (``--out`` defaulting to ``--results-dir``)."""
-    return Path(args.out or args.results_dir) / kind
+out_dir = reporting.out_dir
 
 
 #: Settings the AGF experiments vary beyond :data:`reporting.RUN_KEY`.
@@ -52,11 +48,7 @@ def agf_columns(r: dict) -> dict:
 def runs(results_dir: str, experiment: str) -> pd.DataFrame:
     """One row per ok record of ``experiment``: the generic columns, :func:`agf_columns`, every scalar metric;
     exits with one line (status 2) when there is none."""
-    df = reporting.load_runs(results_dir, experiment, extra=agf_columns, key=AGF_KEY)
-    if df.empty:
-        reporting.fail(f"no ok records of experiment '{experiment}' in {Path(results_dir) / 'runs'}; "
-                       "run its preset first (commands in the preset header) or pass --results-dir/--experiment")
-    return df
+    return reporting.runs_or_exit(results_dir, experiment, extra=agf_columns, key=AGF_KEY)
 
 
 def with_dense_rows(df: pd.DataFrame) -> pd.DataFrame:

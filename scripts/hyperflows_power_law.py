@@ -30,7 +30,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[0]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hyperflows.power_law import REPORTED_SWEEPS, PowerLawFit, fit_power_law  # noqa: E402
-from reporting import fail, load_runs, log_wandb, matplotlib_agg, report_parser, save_figure, write_table  # noqa: E402
+from reporting import (fail, load_runs, log_wandb, matplotlib_agg, out_dir, report_parser, save_figure,  # noqa: E402
+                       write_table)
 
 REPORTED_SOURCE = "reported (refit of the authors' data)"
 NOTE = ("Sparsity–pressure power law, eq. (15): D(λ) = c·λ^-(α0 + α1 ln λ), fitted as ln D quadratic in ln λ "
@@ -159,13 +160,11 @@ def figure_name(model: str, dataset: str, runs: pd.DataFrame) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = report_parser(__doc__, "hyperflows/power_law_proxy")
-    ap.add_argument("--out", default=None, help="writes <out>/tables and <out>/figures (default: --results-dir)")
+    ap = report_parser(__doc__, "hyperflows/power_law_proxy", out_root=True)
     ap.add_argument("--reference-demo", action="store_true",
                     help="fit and plot the authors' sweeps (spec §4.1) instead of the results store")
     args = ap.parse_args(argv)
-    out = Path(args.out or args.results_dir)
-    figures, tables = out / "figures", out / "tables"
+    figures, tables = out_dir(args, "figures"), out_dir(args, "tables")
 
     if args.reference_demo:
         name, (rows, images) = "power_law_reported", demo_report(figures)

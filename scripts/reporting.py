@@ -55,16 +55,25 @@ def load_runs(results_dir: str | Path, experiment: str | Iterable[str] | None = 
     return df.drop_duplicates(subset=RUN_KEY + list(key), keep="last").reset_index(drop=True)
 
 
-def report_parser(doc: str, experiment: str | None = None, wandb: bool = True) -> argparse.ArgumentParser:
+def report_parser(doc: str, experiment: str | None = None, wandb: bool = True,
+                  out_root: bool = False) -> argparse.ArgumentParser:
     """The arguments every report script shares: ``--results-dir``, ``--experiment`` (required when there is no
-    default) and ``--wandb``; the description is the first paragraph of ``doc``."""
+    default), ``--wandb`` and, with ``out_root``, ``--out`` (see :func:`out_dir`); the description is the first
+    paragraph of ``doc``."""
     ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--results-dir", default="results", help="the results store to read (default results)")
     ap.add_argument("--experiment", default=experiment, required=experiment is None,
                     help="the records' experiment name (experiment_name=)")
     if wandb:
         ap.add_argument("--wandb", action="store_true", help="also log tables and figures to W&B (offline)")
+    if out_root:
+        ap.add_argument("--out", default=None, help="writes <out>/tables and <out>/figures (default: --results-dir)")
     return ap
+
+
+def out_dir(args, kind: str) -> Path:
+    """``<out>/<kind>`` for a :func:`report_parser` with ``out_root`` (``--out`` defaults to ``--results-dir``)."""
+    return Path(args.out or args.results_dir) / kind
 
 
 def fail(message: str, code: int = 2):
@@ -73,9 +82,11 @@ def fail(message: str, code: int = 2):
     raise SystemExit(code)
 
 
-def runs_or_exit(results_dir: str | Path, experiment: str | Iterable[str], keys: Iterable[str] = ()) -> pd.DataFrame:
-    """:func:`load_runs`, or exit 2 with one line when there are no ok records or a key is not a column."""
-    df = load_runs(results_dir, experiment)
+def runs_or_exit(results_dir: str | Path, experiment: str | Iterable[str], keys: Iterable[str] = (),
+                 **load) -> pd.DataFrame:
+    """:func:`load_runs` (``load``: its ``extra``/``key``), or exit 2 with one line when there are no ok records
+    or a key is not a column."""
+    df = load_runs(results_dir, experiment, **load)
     names = experiment if isinstance(experiment, str) else " or ".join(experiment)
     if df.empty:
         fail(f"no ok records of experiment '{names}' in {Path(results_dir) / 'runs'}; "
