@@ -69,8 +69,8 @@ class StructuredPruning(Method):
                  include_residual: bool = False, ignore: list | None = None, prune_heads: bool = False,
                  round_to: int = 1, finetune: bool = True, from_scratch: bool = False,
                  save_scores: bool = True, signal_batches: int = 0, bn_recalibration_batches: int = 0,
-                 seed: int = 0):
-        super().__init__(name=name, finetune=finetune)
+                 seed: int = 0, lr: float | None = None):
+        super().__init__(name=name, finetune=finetune, lr=lr)
         if isinstance(scorer, str):
             scorer = create_scorer(scorer, seed=seed)
         elif isinstance(scorer, (dict, DictConfig)):
@@ -199,7 +199,7 @@ class StructuredPruning(Method):
         if self.from_scratch:
             reinitialise(ctx.model)
             ctx.metrics["from_scratch"] = True
-            result = ctx.fit(ctx.model, phase="pretrain")
+            result = ctx.fit(ctx.model, phase="pretrain", optimizer=self.optimizer_overrides())
         else:
             result = super().finetune(ctx)
         if self.signal_batches > 0:

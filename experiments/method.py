@@ -22,9 +22,17 @@ class Method:
     #: at-initialisation methods (SNIP, SynFlow, from-scratch controls) set it to ``False``.
     needs_dense: bool = True
 
-    def __init__(self, name: str = "dense", finetune: bool = False):
+    def __init__(self, name: str = "dense", finetune: bool = False, lr: float | None = None):
         self.name = name
         self.do_finetune = finetune
+        if lr is not None and not (float(lr) > 0 and float(lr) < float("inf")):
+            raise ValueError(f"method.lr={lr} must be a finite number > 0 (or null for the recipe's)")
+        #: weight learning rate of this method's training stage (None: the recipe's); the study's LR grid sets it
+        self.lr = None if lr is None else float(lr)
+
+    def optimizer_overrides(self) -> dict:
+        """What this method changes in its recipe's optimizer (``method.lr``)."""
+        return {} if self.lr is None else {"lr": self.lr}
 
     def calibrate(self, ctx: "StageContext") -> None:
         """Collect statistics (activations, gradients) before pruning."""
@@ -40,7 +48,7 @@ class Method:
         """Fine-tune (or regrow) ``ctx.model``; the default trains it with ``callbacks``."""
         if not self.do_finetune:
             return None
-        return ctx.fit(ctx.model, callbacks=self.callbacks(ctx), phase="finetune")
+        return ctx.fit(ctx.model, callbacks=self.callbacks(ctx), phase="finetune", optimizer=self.optimizer_overrides())
 
     def finalize(self, model: nn.Module) -> nn.Module:
         """An ordinary ``nn.Module`` (masks baked in) for measurement and export."""

@@ -101,15 +101,19 @@ def stage_pretrain(ctx: StageContext, method: Method) -> None:
                                   f"re-run to retrain it") from exc
         ctx.model = ctx.prepare(model)
         ctx.metrics["dense_test_acc"] = meta.get("test_acc")
+        ctx.metrics["dense_curve_test_acc"] = meta.get("curve_test_acc")
         log.info("reusing cached dense model %s (test acc %.2f%%)", cache, meta.get("test_acc", float("nan")))
     else:
         ctx.model = ctx.build_model()
+        curve = None
         if int(ctx.cfg.trainer.pretrain.epochs) > 0:
-            ctx.fit(ctx.model, phase="pretrain")
+            curve = [h.get("test_acc") for h in ctx.fit(ctx.model, phase="pretrain").history]
         acc = ctx.evaluate(ctx.model)["acc"]
         ctx.metrics["dense_test_acc"] = acc
+        ctx.metrics["dense_curve_test_acc"] = curve   # per-epoch test accuracy (the plateau check of the study)
         if distributed.is_main_process():
-            save_model(cache, ctx.model, ctx.model_spec, {"test_acc": acc, "run_id": ctx.run_id})
+            save_model(cache, ctx.model, ctx.model_spec, {"test_acc": acc, "run_id": ctx.run_id,
+                                                          "curve_test_acc": curve})
         log.info("dense model: test acc %.2f%% (cached at %s)", acc, cache)
     ctx.checkpoints["dense"] = cache
 
@@ -130,6 +134,10 @@ def stage_finetune(ctx: StageContext, method: Method) -> None:
         ctx.metrics["test_acc_best"] = result.best_test_acc
         ctx.metrics["test_acc_at_best_val"] = result.test_at_best_val
         ctx.metrics["val_acc_best"] = result.best_val_acc
+        # final-epoch validation accuracy: what the study's LR selection reads (never test)
+        ctx.metrics["val_acc"] = result.history[-1].get("val_acc") if result.history else None
+        ctx.metrics["curve_test_acc"] = [h.get("test_acc") for h in result.history]
+        ctx.metrics["curve_val_acc"] = [h.get("val_acc") for h in result.history]
 
 
 def stage_evaluate(ctx: StageContext, method: Method) -> None:
@@ -217,10 +225,18 @@ def run(cfg: DictConfig) -> dict:
     tracker = None
     resume: ResumeState | None = None
     main = True
+    study = str(cfg.get("store", "runs")) == "study"
     try:
         validate(cfg)
         record["config"] = OmegaConf.to_container(cfg, resolve=True)
+        record["run_key"] = run_key(cfg)
         store.check_writable()
+        if cfg.get("skip_done", False):
+            done = store.done(record["run_key"])
+            if done is not None:
+                log.info("skip_done: run key %s already has an ok record (%s, test acc %s); not re-running",
+                         record["run_key"], done.get("run_id"), (done.get("metrics") or {}).get("test_acc"))
+                return done
         seed_everything(int(cfg.seed), bool(cfg.deterministic))
         device = distributed.init_from_env(resolve_device(str(cfg.device)))
         main = distributed.is_main_process()
@@ -290,9 +306,9 @@ def run(cfg: DictConfig) -> dict:
             raise RunFailed(record["error"]) from None
         if not isinstance(exc, PermissionError):
             try:
-                store.append(record)
-            except OSError:
-                pass
+                store.append(record, study=study)
+            except OSError as write_exc:
+                log.error("%s", write_exc)
         if tracker is not None:
             tracker.finish(exit_code=1)
         if isinstance(exc, USER_ERRORS) or isinstance(exc, FloatingPointError):
@@ -302,7 +318,12 @@ def run(cfg: DictConfig) -> dict:
     distributed.shutdown()
     if not main:  # rank 0 writes the record, W&B summary and removes the resume folder
         return complete_record(record)
-    written = store.append(record)
+    try:
+        written = store.append(record, study=study)
+    except OSError as exc:  # the run finished but its record could not be written: say so, keep resume state
+        if tracker is not None:
+            tracker.finish(exit_code=1)
+        raise RunFailed(one_line(exc)) from None
     resume.finish()
     m = record["metrics"]
     tracker.summary({k: v for k, v in m.items() if isinstance(v, (int, float))})

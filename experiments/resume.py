@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 REQUEUE_EXIT_CODE = 75
 
 #: Config keys that do not change what a run computes, so they are left out of the run key.
-KEY_EXCLUDE = ("results_dir", "logger", "data_root", "resume", "resume_key", "device")
+KEY_EXCLUDE = ("results_dir", "logger", "data_root", "resume", "resume_key", "device", "store", "skip_done")
 TRAINER_KEY_EXCLUDE = ("progress",)
 
 

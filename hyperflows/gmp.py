@@ -28,9 +28,9 @@ class GradualMagnitude(ScheduledMaskedMethod):
 
     def __init__(self, name: str, target_sparsity: float, initial_sparsity: float = 0.0, prune_every: int = 100,
                  prune_start_fraction: float = 0.0, prune_end_fraction: float = 0.75, finetune: bool = True,
-                 from_scratch: bool = False, recipe: str | None = None):
+                 from_scratch: bool = False, recipe: str | None = None, lr: float | None = None):
         super().__init__(name=name, target_sparsity=target_sparsity, finetune=finetune,
-                         from_scratch=from_scratch, recipe=recipe)
+                         from_scratch=from_scratch, recipe=recipe, lr=lr)
         if not 0.0 <= float(initial_sparsity) <= self.target_sparsity:
             raise ValueError(f"method.initial_sparsity={initial_sparsity} must be in [0, target_sparsity="
                              f"{self.target_sparsity}]")

@@ -70,9 +70,9 @@ class GraSP(ScheduledMaskedMethod):
     """``method=grasp``: gradient-signal-preservation pruning at initialisation, then training from scratch."""
 
     def __init__(self, name: str, target_sparsity: float, samples_per_class: int = 10, temperature: float = 200.0,
-                 finetune: bool = True, from_scratch: bool = True, recipe: str | None = None):
+                 finetune: bool = True, from_scratch: bool = True, recipe: str | None = None, lr: float | None = None):
         super().__init__(name=name, target_sparsity=target_sparsity, finetune=finetune,
-                         from_scratch=from_scratch, recipe=recipe)
+                         from_scratch=from_scratch, recipe=recipe, lr=lr)
         if int(samples_per_class) < 1 or float(temperature) <= 0:
             raise ValueError(f"method.samples_per_class={samples_per_class} must be >= 1 and "
                              f"method.temperature={temperature} > 0")

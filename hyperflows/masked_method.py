@@ -49,8 +49,8 @@ class MaskedMethod(Method):
     """Fixed-mask pruning + fine-tuning; ``target_sparsity`` is the fraction of prunable weights removed."""
 
     def __init__(self, name: str, target_sparsity: float, finetune: bool = True, from_scratch: bool = False,
-                 recipe: str = "finetune"):
-        super().__init__(name=name, finetune=finetune)
+                 recipe: str = "finetune", lr: float | None = None):
+        super().__init__(name=name, finetune=finetune, lr=lr)
         if not 0.0 <= float(target_sparsity) < 1.0:
             raise ValueError(f"method.target_sparsity={target_sparsity} must be in [0, 1)")
         self.target_sparsity = float(target_sparsity)
@@ -84,7 +84,8 @@ class MaskedMethod(Method):
     def finetune(self, ctx: "StageContext"):
         if not self.do_finetune:
             return None
-        return ctx.fit(ctx.model, callbacks=self.callbacks(ctx), phase="finetune", recipe=self.recipe)
+        return ctx.fit(ctx.model, callbacks=self.callbacks(ctx), phase="finetune", recipe=self.recipe,
+                       optimizer=self.optimizer_overrides())
 
     def finalize(self, model: nn.Module) -> nn.Module:
         return finalize(model)

@@ -8,9 +8,17 @@ Stages:
 - ``finalize``: bake m = [t ≥ 0] into the weights (an ordinary model with zeros).
 
 Epoch convention (spec A5, the clean version): epoch 1 trains with λ = 0, λ set after each pruning
-epoch applies to the next one, regrowth starts exactly at epoch E_p + 1. With
-``pressure.fixed_lambda`` set (power-law sweeps) λ is that constant from the first step and the
-scheduler is off.
+epoch applies to the next one, regrowth starts exactly at epoch E_p + 1 (``regrowth.start_delay=1``: at
+E_p + 2, as the authors' code does). With ``pressure.fixed_lambda`` set (power-law sweeps) λ is that constant
+from the first step and the scheduler is off.
+
+Density control (``scheduler.control``):
+- ``open_loop`` (the paper): Algorithm 1 aims the pruning stage at D* = (1 − S)·ρ; regrowth runs with λ = 0
+  and the final density is whatever regrowth adds back (ρ guesses it);
+- ``closed_loop`` (default): the same pruning stage, then regrowth under a :class:`DensityHold` controller
+  that keeps λ = 0 until the density reaches 1 − S and pushes back (Algorithm 1's γ rule) when it overshoots;
+  if the final density is still more than ``scheduler.snap_tolerance`` off, the flow threshold is shifted so
+  that exactly the top (1 − S)·N flows stay (recorded as ``density_before_snap``).
 """
 from __future__ import annotations
 
@@ -29,7 +37,7 @@ from . import figures
 from .flow_mask import attach_flow_masks, flow_parameters
 from .masking import finalize, layer_densities, original_weights
 from .pressure import add_pressure_grad_, pressure_loss
-from .scheduler import PressureScheduler, flow_lr, scheduler_target
+from .scheduler import DensityHold, PressureScheduler, flow_lr, scheduler_target, snap_threshold
 
 if TYPE_CHECKING:  # pragma: no cover
     from experiments.context import StageContext
@@ -53,10 +61,11 @@ class FlowLRSchedule:
     regrowth_decay: float
     zero_after: int
     epochs: int
+    first_power: int = 0
 
     def lr_at(self, epoch: int) -> float:
         return flow_lr(epoch, self.base_lr, self.pruning_epochs, self.regrowth_scale, self.regrowth_decay,
-                       self.zero_after)
+                       self.zero_after, self.first_power)
 
 
 def adam(params: list[torch.Tensor], lr: float) -> torch.optim.Adam:
@@ -95,6 +104,8 @@ class HyperflowsCallback(Callback):
                 target_density=scheduler_target(method.target_sparsity, method.regrowth_offset),
                 epochs=method.pruning_epochs * self.ticks, step_size=method.step_size, exponent=method.exponent,
                 aggressivity=method.aggressivity, end_retention=method.end_retention ** (1.0 / self.ticks))
+        self.hold = (DensityHold(100.0 * (1.0 - method.target_sparsity), method.step_size, method.exponent)
+                     if method.closed_loop and self.scheduler is not None else None)
         self.epoch = 0
         self.step_in_epoch = 0
         self.tick_steps: dict[int, int] | None = None
@@ -107,8 +118,9 @@ class HyperflowsCallback(Callback):
     def optimizers(self, trainer: "Trainer") -> list[ExtraOptimizer]:
         m = self.m
         self.flow_opt = adam(self.ts, m.flow_lr)
-        schedule = FlowLRSchedule(m.flow_lr, m.pruning_epochs, m.regrowth_flow_lr_scale, m.regrowth_flow_lr_decay,
-                                  m.regrowth_flow_lr_zero_after, m.pruning_epochs + m.regrowth_epochs)
+        schedule = FlowLRSchedule(m.flow_lr, m.pressure_epochs, m.regrowth_flow_lr_scale, m.regrowth_flow_lr_decay,
+                                  m.regrowth_flow_lr_zero_after, m.pressure_epochs + m.regrowth_epochs,
+                                  m.regrowth_flow_lr_first_power)
         return [ExtraOptimizer(self.flow_opt, schedule, name="flow")]
 
     # -- per step -----------------------------------------------------------------------------------
@@ -123,11 +135,21 @@ class HyperflowsCallback(Callback):
     def on_epoch_start(self, trainer: "Trainer", epoch: int) -> None:
         self.epoch, self.step_in_epoch = epoch, 0
         self.prev_masks = [t.detach() >= 0 for t in self.ts]
+        if self.hold is not None and epoch >= self.m.pressure_epochs:
+            self.lam = self.hold.lam   # regrowth starts at λ = 0 (the hold controller's γ starts at 0)
+
+    @property
+    def pruning(self) -> bool:
+        """In the pruning stage (derived from the epoch, so a mid-epoch resume agrees)."""
+        return self.epoch < self.m.pressure_epochs
 
     @property
     def pressure_on(self) -> bool:
-        """Pressure acts in the pruning epochs only (derived from the epoch, so a mid-epoch resume agrees)."""
-        return self.epoch < self.m.pruning_epochs
+        """Pressure acts in the pruning epochs, and in regrowth under the closed-loop hold controller."""
+        return self.pruning or self.hold is not None
+
+    def density(self) -> float:
+        return 100.0 * sum(int((t >= 0).sum()) for t in self.ts) / self.n
 
     def on_after_backward(self, trainer: "Trainer") -> None:
         if self.pressure_on and self.lam > 0:
@@ -137,9 +159,12 @@ class HyperflowsCallback(Callback):
     def on_after_step(self, trainer: "Trainer") -> None:
         self.step_in_epoch += 1
         q = self.ticks_at(trainer).get(self.step_in_epoch)
-        if q is not None and self.scheduler is not None and self.pressure_on:
-            density = 100.0 * sum(int((t >= 0).sum()) for t in self.ts) / self.n
-            self.lam = self.scheduler.step(self.epoch * self.ticks + q, density)
+        if q is None or self.scheduler is None:
+            return
+        if self.pruning:
+            self.lam = self.scheduler.step(self.epoch * self.ticks + q, self.density())
+        elif self.hold is not None:
+            self.lam = self.hold.step(self.density())
 
     # -- per epoch ----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -157,12 +182,16 @@ class HyperflowsCallback(Callback):
         out.update(self.flow_stats(masks))
         for name, d in layer_densities(dict(zip(self.names, masks))).items():
             out[f"layer_density/{name}"] = 100.0 * d
-        if self.scheduler is not None and e <= m.pruning_epochs:
+        if self.scheduler is not None and e <= m.pressure_epochs:
             out["expected_density"] = self.scheduler.expected_density(e * self.ticks)
-            if e < m.pruning_epochs:
+            if e < m.pressure_epochs:
                 self.lam = self.scheduler.step(e * self.ticks, density)
             out["gamma"] = self.scheduler.gamma
-        if e == m.pruning_epochs and m.regrowth_epochs > 0:
+        elif self.hold is not None:
+            out["expected_density"] = self.hold.target_density
+            self.lam = self.hold.step(density)
+            out["gamma"] = self.hold.gamma
+        if e == m.pressure_epochs and m.regrowth_epochs > 0:
             weights = list(original_weights(self.model).values())
             self.hist_prune_end = weight_histogram(weights, masks)
             out["density_prune_end"] = density
@@ -191,6 +220,7 @@ class HyperflowsCallback(Callback):
 
     def state_dict(self) -> dict:
         return {"lam": self.lam, "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+                "hold": self.hold.state_dict() if self.hold else None,
                 "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
                 "prev_masks": self.prev_masks, "hist_prune_end": self.hist_prune_end}
 
@@ -198,6 +228,8 @@ class HyperflowsCallback(Callback):
         self.lam = state["lam"]
         if self.scheduler is not None and state.get("scheduler"):
             self.scheduler.load_state_dict(state["scheduler"])
+        if self.hold is not None and state.get("hold"):
+            self.hold.load_state_dict(state["hold"])
         self.prev_masks = state.get("prev_masks")
         self.epoch, self.step_in_epoch = state.get("epoch", 0), state.get("step_in_epoch", 0)
         self.hist_prune_end = state.get("hist_prune_end")
@@ -210,8 +242,9 @@ class Hyperflows(Method):
                  pruning_epochs: int | None = None, pruning_fraction: float = 0.625, from_scratch: bool = False,
                  t_init: float = 0.2, ste_slope: float = 0.25, flow_lr: float = 1e-3,
                  pressure: dict | None = None, scheduler: dict | None = None, regrowth: dict | None = None,
-                 weights: dict | None = None, label_smoothing: float = 0.1, seed: int = 0, figures: bool = True):
-        super().__init__(name=name, finetune=True)
+                 weights: dict | None = None, label_smoothing: float = 0.1, seed: int = 0, figures: bool = True,
+                 lr: float | None = None):
+        super().__init__(name=name, finetune=True, lr=lr)
         if not 0.0 <= float(target_sparsity) < 1.0:
             raise ValueError(f"method.target_sparsity={target_sparsity} must be in [0, 1)")
         self.target_sparsity = float(target_sparsity)
@@ -221,7 +254,14 @@ class Hyperflows(Method):
                                else int(pruning_epochs))
         if not 1 <= self.pruning_epochs <= epochs:
             raise ValueError(f"method.pruning_epochs={self.pruning_epochs} must be in [1, method.epochs={epochs}]")
-        self.regrowth_epochs = epochs - self.pruning_epochs
+        r = dict(regrowth or {})
+        self.start_delay = int(r.get("start_delay", 0))
+        #: epochs under pressure before the regrowth reset: E_p (+1 with the authors' timing)
+        self.pressure_epochs = self.pruning_epochs + self.start_delay
+        if not 0 <= self.start_delay or self.pressure_epochs > epochs:
+            raise ValueError(f"method.regrowth.start_delay={self.start_delay} must be >= 0 with pruning_epochs + "
+                             f"start_delay <= method.epochs={epochs}")
+        self.regrowth_epochs = epochs - self.pressure_epochs
         self.t_init, self.ste_slope, self.flow_lr = float(t_init), float(ste_slope), float(flow_lr)
         p = dict(pressure or {})
         self.exponent = float(p.get("exponent", 1.5))
@@ -232,16 +272,25 @@ class Hyperflows(Method):
         self.aggressivity = float(s.get("aggressivity", 6.0))
         self.end_retention = float(s.get("end_retention", 0.999))
         self.regrowth_offset = float(s.get("regrowth_offset", 11.5 / 13))
+        self.control = str(s.get("control", "closed_loop"))
+        if self.control not in ("closed_loop", "open_loop"):
+            raise ValueError(f"method.scheduler.control={self.control!r}; use closed_loop or open_loop")
+        self.closed_loop = self.control == "closed_loop" and self.fixed_lambda is None
+        self.snap_tolerance = float(s.get("snap_tolerance", 0.001))
         k = s.get("updates_per_epoch", "auto")
         self.updates_per_epoch = max(1, round(MIN_SCHEDULER_UPDATES / self.pruning_epochs)) if k == "auto" else int(k)
         if self.updates_per_epoch < 1:
             raise ValueError(f"method.scheduler.updates_per_epoch={self.updates_per_epoch} must be >= 1")
-        r = dict(regrowth or {})
         self.regrowth_flow_lr_scale = float(r.get("flow_lr_scale", 5.0))
         self.regrowth_flow_lr_decay = float(r.get("flow_lr_decay", 0.75))
         self.regrowth_flow_lr_zero_after = int(r.get("flow_lr_zero_after", 50))
+        self.regrowth_flow_lr_first_power = int(r.get("flow_lr_first_power", 0))
         self.weights = {"optimizer": "sgd", "momentum": 0.9, "weight_decay": 5e-4, "lr_prune_start": 0.1,
                         "lr_prune_end": 0.01 / 3, "lr_regrow_start": 1e-3, "lr_regrow_end": 1e-4, **(weights or {})}
+        if self.lr is not None:  # method.lr is η_w^0; the other phase LRs keep their ratios to it
+            scale = self.lr / float(self.weights["lr_prune_start"])
+            for key in ("lr_prune_start", "lr_prune_end", "lr_regrow_start", "lr_regrow_end"):
+                self.weights[key] = float(self.weights[key]) * scale
         self.label_smoothing = float(label_smoothing)
         self.seed = int(seed)
         self.make_figures = bool(figures)
@@ -254,7 +303,7 @@ class Hyperflows(Method):
 
     def schedule_phases(self) -> list[dict]:
         w = self.weights
-        phases = [{"epochs": self.pruning_epochs, "lr": w["lr_prune_start"], "kind": "cosine",
+        phases = [{"epochs": self.pressure_epochs, "lr": w["lr_prune_start"], "kind": "cosine",
                    "final_lr": w["lr_prune_end"]}]
         if self.regrowth_epochs:
             phases.append({"epochs": self.regrowth_epochs, "lr": w["lr_regrow_start"], "kind": "cosine",
@@ -270,10 +319,32 @@ class Hyperflows(Method):
         optimizer = {"name": w["optimizer"], "lr": w["lr_prune_start"], "momentum": w["momentum"],
                      "weight_decay": w["weight_decay"], "nesterov": False, "no_decay_bias_norm": False}
         result = ctx.fit(ctx.model, callbacks=self.callbacks(ctx), phase="finetune",
-                         epochs=self.pruning_epochs + self.regrowth_epochs, schedule_phases=self.schedule_phases(),
+                         epochs=self.pressure_epochs + self.regrowth_epochs, schedule_phases=self.schedule_phases(),
                          optimizer=optimizer, label_smoothing=self.label_smoothing)
+        if self.closed_loop:
+            self.snap(ctx)
         self.record(ctx, result.history)
         return result
+
+    @torch.no_grad()
+    def snap(self, ctx: "StageContext") -> None:
+        """Closed loop, last resort: shift every t by the k-th largest flow so that exactly k = (1 − S)·N weights
+        stay, when the trained density is more than ``snap_tolerance`` off the asked one."""
+        ts = list(flow_parameters(ctx.model).values())
+        n = sum(t.numel() for t in ts)
+        before = sum(int((t >= 0).sum()) for t in ts) / n
+        ctx.metrics["density_before_snap"] = before
+        keep = round((1.0 - self.target_sparsity) * n)
+        if abs(before - keep / n) <= self.snap_tolerance:
+            ctx.metrics["snap_flips"] = 0
+            return
+        old = [t >= 0 for t in ts]
+        tau = snap_threshold(ts, keep)
+        for t in ts:
+            t.sub_(tau)
+        ctx.metrics["snap_flips"] = sum(int((o != (t >= 0)).sum()) for o, t in zip(old, ts))
+        log.info("hyperflows: density %.4f %% -> %.4f %% (closed-loop snap, %d flips)", 100 * before,
+                 100 * sum(int((t >= 0).sum()) for t in ts) / n, ctx.metrics["snap_flips"])
 
     def record(self, ctx: "StageContext", history: list[dict]) -> None:
         """Per-epoch curves and end-of-stage numbers into the record; figures under the run dir."""
@@ -282,15 +353,15 @@ class Hyperflows(Method):
                 "test_acc", "flow_positive_frac")
         m["hyperflows_history"] = {k: [h.get(k) for h in history] for k in keys}
         last = history[-1] if history else {}
-        m["density"] = last.get("density", 100.0) / 100.0
+        masks = {n: t >= 0 for n, t in flow_parameters(ctx.model).items()}
+        m["density"] = sum(int(k.sum()) for k in masks.values()) / max(sum(k.numel() for k in masks.values()), 1)
         m["flips_last_epoch"] = last.get("flips")
         gammas = [h["gamma"] for h in history if "gamma" in h]
         m["gamma_final"] = gammas[-1] if gammas else None
         m["lambda_final"] = self.callback.lam if self.callback else None
-        if len(history) >= self.pruning_epochs:
-            m["density_prune_end"] = history[self.pruning_epochs - 1]["density"] / 100.0
-            m["test_acc_prune_end"] = history[self.pruning_epochs - 1].get("test_acc")
-        masks = {n: t >= 0 for n, t in flow_parameters(ctx.model).items()}
+        if len(history) >= self.pressure_epochs:
+            m["density_prune_end"] = history[self.pressure_epochs - 1]["density"] / 100.0
+            m["test_acc_prune_end"] = history[self.pressure_epochs - 1].get("test_acc")
         m["hyperflows_layer_density"] = layer_densities(masks)
         if not self.make_figures or self.callback is None:
             return

@@ -50,12 +50,12 @@ class ScheduledMaskedMethod(MaskedMethod):
     uses_dense_grad: bool = False
 
     def __init__(self, name: str, target_sparsity: float, finetune: bool = True, from_scratch: bool = False,
-                 recipe: str | None = None):
+                 recipe: str | None = None, lr: float | None = None):
         recipe = recipe or ("pretrain" if from_scratch else "finetune")
         if recipe not in ("pretrain", "finetune"):
             raise ValueError(f"method.recipe={recipe!r} must be pretrain, finetune or null")
         super().__init__(name=name, target_sparsity=target_sparsity, finetune=finetune,
-                         from_scratch=from_scratch, recipe=recipe)
+                         from_scratch=from_scratch, recipe=recipe, lr=lr)
         self.total_steps: int | None = None   # T, set when the fit starts (or restored)
         self.steps_done = 0                   # optimizer steps taken in the fit
         self.updates = 0                      # mask updates done
@@ -88,7 +88,7 @@ class ScheduledMaskedMethod(MaskedMethod):
         if not self.do_finetune:
             return None
         return ctx.fit(ctx.model, callbacks=self.callbacks(ctx), phase="finetune", recipe=self.recipe,
-                       epochs=int(ctx.cfg.trainer.finetune.epochs))
+                       epochs=int(ctx.cfg.trainer.finetune.epochs), optimizer=self.optimizer_overrides())
 
     # -- the step clock -------------------------------------------------------------------------------
     def on_fit_start(self, trainer: "Trainer") -> None:

@@ -55,6 +55,42 @@ def scheduler_target(final_sparsity: float, regrowth_offset: float = 11.5 / 13) 
     return (100.0 - 100.0 * final_sparsity) * regrowth_offset
 
 
+def inertia_step(gamma: float, up: float, down: float, above: bool, s: float) -> tuple[float, float, float]:
+    """Algorithm 1's γ move: up by s + inertia when the density is above its aim (the upward inertia grows by
+    s/4, the downward one resets), else down likewise, floored at 0. Returns (γ, inertia_up, inertia_down)."""
+    if above:
+        return gamma + (s + up), up + s / 4, 0.0
+    return max(gamma - (s + down), 0.0), 0.0, down + s / 4
+
+
+@dataclass
+class DensityHold:
+    """Closed-loop regrowth: Algorithm 1's γ rule aimed at a constant density D_f (%). γ starts at 0 (λ = 0, the
+    paper's free regrowth) and rises only when regrowth overshoots D_f; it falls back when the density is below."""
+
+    target_density: float
+    step_size: float = 0.2
+    exponent: float = 1.5
+    gamma: float = 0.0
+    inertia_up: float = 0.0
+    inertia_down: float = 0.0
+
+    def step(self, density: float) -> float:
+        self.gamma, self.inertia_up, self.inertia_down = inertia_step(
+            self.gamma, self.inertia_up, self.inertia_down, density > self.target_density, self.step_size)
+        return self.lam
+
+    @property
+    def lam(self) -> float:
+        return max(self.gamma, 0.0) ** self.exponent
+
+    def state_dict(self) -> dict:
+        return {"gamma": self.gamma, "inertia_up": self.inertia_up, "inertia_down": self.inertia_down}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.gamma, self.inertia_up, self.inertia_down = state["gamma"], state["inertia_up"], state["inertia_down"]
+
+
 @dataclass
 class PressureScheduler:
     """γ update with inertia (Algorithm 1); ``step`` returns λ = γ^p for the next epoch."""
@@ -79,16 +115,12 @@ class PressureScheduler:
 
     def step(self, e: int, density: float) -> float:
         """Update γ after pruning epoch ``e`` with the measured density (%, strict comparison, A6)."""
-        s = self.step_size
-        if density > self.expected_density(e):
-            self.gamma += s + self.inertia_up
-            self.inertia_up += s / 4
-            self.inertia_down = 0.0
-        else:
-            self.gamma -= s + self.inertia_down
-            self.inertia_down += s / 4
-            self.inertia_up = 0.0
-            self.gamma = max(self.gamma, 0.0)
+        return self.update(density > self.expected_density(e))
+
+    def update(self, above: bool) -> float:
+        """One γ move (:func:`inertia_step`); returns λ."""
+        self.gamma, self.inertia_up, self.inertia_down = inertia_step(
+            self.gamma, self.inertia_up, self.inertia_down, above, self.step_size)
         return self.lam
 
     @property
@@ -103,10 +135,20 @@ class PressureScheduler:
 
 
 def flow_lr(epoch: int, base_lr: float, pruning_epochs: int, regrowth_scale: float = 5.0,
-            regrowth_decay: float = 0.75, zero_after: int = 50) -> float:
+            regrowth_decay: float = 0.75, zero_after: int = 50, first_power: int = 0) -> float:
     """η_t of 0-based ``epoch``: constant η_t while pruning; from the first regrowth epoch
-    κ·η_t·δ^k (k = 0, 1, …), and 0 once k ≥ ``zero_after`` (eq. 12)."""
+    κ·η_t·δ^(k + first_power) (k = 0, 1, …), and 0 once k ≥ ``zero_after`` (eq. 12). ``first_power`` = 1 is
+    the authors' code (their LambdaLR has already stepped once when regrowth starts)."""
     if epoch < pruning_epochs:
         return base_lr
     k = epoch - pruning_epochs
-    return 0.0 if k >= zero_after else base_lr * regrowth_scale * regrowth_decay ** k
+    return 0.0 if k >= zero_after else base_lr * regrowth_scale * regrowth_decay ** (k + first_power)
+
+
+def snap_threshold(ts: list, keep: int) -> float:
+    """τ such that exactly the ``keep`` largest flow values satisfy t − τ ≥ 0 (ties aside): the k-th largest t."""
+    import torch
+
+    flat = torch.cat([t.detach().flatten().float() for t in ts])
+    keep = min(max(int(keep), 1), flat.numel())
+    return float(torch.topk(flat, keep, sorted=False).values.min())

@@ -49,9 +49,9 @@ class SNIP(ScheduledMaskedMethod):
     """``method=snip``: prune at initialisation by |g ⊙ w|, then train the sparse net."""
 
     def __init__(self, name: str, target_sparsity: float, batches: int = 1, batch_size: int | None = None,
-                 finetune: bool = True, from_scratch: bool = True, recipe: str | None = None):
+                 finetune: bool = True, from_scratch: bool = True, recipe: str | None = None, lr: float | None = None):
         super().__init__(name=name, target_sparsity=target_sparsity, finetune=finetune,
-                         from_scratch=from_scratch, recipe=recipe)
+                         from_scratch=from_scratch, recipe=recipe, lr=lr)
         if int(batches) < 1:
             raise ValueError(f"method.batches={batches} must be >= 1")
         self.batches = int(batches)
