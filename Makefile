@@ -4,7 +4,7 @@ PIP ?= $(PYTHON) -m pip
 PROFILE ?= paper
 STAMP := .install.stamp
 
-.PHONY: help install data run test test-full sweep-example reproduce-table1 reproduce-agf-proxy clean
+.PHONY: help install data run test test-full sweep-example reproduce-table1 reproduce-agf-proxy study tables clean
 
 help:  ## list targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -69,6 +69,18 @@ reproduce-agf-proxy: install  ## every AGF proxy experiment + its tables/figures
 	$(AGF)routing_size_proxy
 	for r in agf_stress_table agf_phase_transition agf_selection agf_vit_bottleneck agf_signal routing_report; do \
 		$(PYTHON) scripts/$$r.py || exit 1; done
+
+# The reproduction study (README "Study"): each conf/study/<name>.yaml runs dense models, the LR grid on val, then
+# every seed at the chosen LR; records go to results/store/ (committed) and runs already recorded are skipped,
+# so `make study` continues where the last sitting stopped. STUDIES=<names> runs a subset (one chunk).
+STUDIES ?= h1_lenet300
+
+study: install  ## run what is missing of the study (STUDIES=...), 2 jobs at a time; commit results/store after each chunk
+	$(PYTHON) -m experiments.study $(STUDIES) --jobs 2
+
+tables: install  ## rebuild every committed study table (results/tables/study_*, claims) from results/store
+	$(PYTHON) scripts/study_hyperflows.py
+	$(PYTHON) scripts/claims.py
 
 clean:  ## remove generated results, caches and Hydra dirs (keeps committed tables/figures)
 	rm -rf results/runs results/wandb results/checkpoints results/cache results/hydra outputs multirun .pytest_cache

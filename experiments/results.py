@@ -203,13 +203,15 @@ class ResultsStore:
         append_line(self.path_for(record, study), (json.dumps(record, sort_keys=False) + "\n").encode())
         return record
 
-    def files(self) -> list[Path]:
-        return sorted(self.runs_dir.glob("*.jsonl")) + sorted(self.study_dir.glob("*.jsonl"))
+    def files(self, study_only: bool = False) -> list[Path]:
+        runs = [] if study_only else sorted(self.runs_dir.glob("*.jsonl"))
+        return runs + sorted(self.study_dir.glob("*.jsonl"))
 
-    def records(self) -> list[dict]:
-        """All records of every ``*.jsonl`` under runs/ and store/, skipping (and reporting) torn lines."""
+    def records(self, study_only: bool = False) -> list[dict]:
+        """All records of every ``*.jsonl`` under runs/ and store/ (``study_only``: store/ alone, what a fresh
+        clone has), skipping (and reporting) torn lines."""
         out: list[dict] = []
-        for path in self.files():
+        for path in self.files(study_only):
             out.extend(read_records(path))
         return out
 

@@ -134,7 +134,7 @@ class Launcher:
         if self.jobs > 1:
             args += ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={self.jobs}"]
         cmd = [self.python, str(ROOT / "run.py"), "-m", *args]
-        print("$ OMP_NUM_THREADS=1 " + " ".join(shlex.quote(c) for c in cmd[1:]), flush=True)
+        print("$ OMP_NUM_THREADS=1 python run.py " + " ".join(shlex.quote(c) for c in cmd[3:]), flush=True)
         if self.dry_run:
             return
         t0 = time.time()

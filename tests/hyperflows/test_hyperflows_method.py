@@ -6,7 +6,7 @@ import pytest
 from conftest import TINY, compose_cfg
 from experiments.pipeline import run
 
-FAST = TINY + ["method=hyperflows", "trainer.epochs=4", "method.pruning_epochs=2", "trainer.max_steps_per_epoch=3",
+FAST = TINY + ["method=hyperflows", "method.scheduler.control=open_loop", "trainer.epochs=4", "method.pruning_epochs=2", "trainer.max_steps_per_epoch=3",
                "method.flow_lr=0.1", "method.scheduler.updates_per_epoch=3"]
 
 

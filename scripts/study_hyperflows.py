@@ -1,0 +1,214 @@
+"""Hyperflows study tables (H1 Table-1 proxy, H3 regrowth, the paper's open-loop controller) and their claims.
+
+    python scripts/study_hyperflows.py [--results-dir results] [--out DIR]
+    -> <out>/tables/study_h1.{md,csv,tex}, study_h1_paired.*, study_h3_controller.*
+
+Reads the study's records (``results/store/study__h1_*.jsonl``) and applies the protocol of
+``experiments/study.py``: each (model, method, sparsity) cell's LR is the one with the best final-epoch
+validation accuracy at the selection seed; the headline is the final-epoch test accuracy over every seed at that
+LR; comparisons are paired by seed (mean Δ, 95 % t-interval, verdict).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from experiments.stats import paired_delta, verdict  # noqa: E402
+from experiments.study import StudySpec, choose_lr  # noqa: E402
+from reporting import fmt_mean_std, load_runs, out_dir, report_parser, write_table  # noqa: E402
+
+STUDIES = {"lenet300": "h1_lenet300", "lenet5": "h1_lenet5"}
+BASELINES = ("gmp", "rigl", "granet", "snip", "synflow", "magnitude")
+TOLERANCE = 0.003   # achieved sparsity within ±0.3 points of the target (the protocol)
+CELL = ["model", "target", "method", "variant"]
+
+
+def variant_of(cfg: dict) -> str:
+    """Which Hyperflows variant a record is: "" (closed loop with regrowth), "no_regrowth", "open_loop"."""
+    m = cfg.get("method") or {}
+    if m.get("name") != "hyperflows":
+        return ""
+    if float(m.get("pruning_fraction") or 0) >= 1.0 or m.get("pruning_epochs") == m.get("epochs"):
+        return "no_regrowth"
+    if (m.get("scheduler") or {}).get("control") == "open_loop":
+        return "open_loop"
+    return ""
+
+
+def extra(r: dict) -> dict:
+    cfg = r.get("config") or {}
+    return {"lr": (cfg.get("method") or {}).get("lr"), "variant": variant_of(cfg)}
+
+
+def study_runs(results_dir, study: str) -> tuple[pd.DataFrame, StudySpec]:
+    spec = StudySpec.load(study)
+    df = load_runs(results_dir, spec.experiment, extra=extra, key=["lr", "variant"], study_only=True)
+    return df, spec
+
+
+def chosen_lrs(df: pd.DataFrame, spec: StudySpec) -> dict[tuple, float]:
+    """(model, target, method) -> LR chosen on val at the selection seed (variants use their method's)."""
+    out = {}
+    sel = df[(df["seed"] == spec.select_seed) & (df["variant"] == "") & (df["method"] != "dense")]
+    for (model, target, method), g in sel.groupby(["model", "target", "method"]):
+        vals = {float(lr): g.loc[g["lr"] == lr, "val_acc"].iloc[-1] for lr in spec.lr_grid
+                if (g["lr"] == lr).any()}
+        if len(vals) == len(spec.lr_grid):
+            out[(model, round(float(target), 6), method)] = choose_lr(vals)
+    return out
+
+
+def final_runs(df: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
+    """Every seed of each cell at its chosen LR."""
+    if df.empty:
+        return df
+    lrs = chosen_lrs(df, spec)
+    df = df[df["method"] != "dense"].copy()
+    df["chosen_lr"] = [lrs.get((m, round(float(t), 6), me)) for m, t, me in zip(df["model"], df["target"], df["method"])]
+    return df[df["lr"] == df["chosen_lr"]]
+
+
+def cell_table(final: pd.DataFrame, dense: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for (model, target, method, variant), g in final.groupby(CELL, sort=True):
+        name = method + (f" ({variant.replace('_', ' ')})" if variant else "")
+        dev = (g["sparsity"] - float(target)).abs().max()
+        rows.append({"model": model, "target": f"{float(target):.0%}", "method": name, "lr": g["chosen_lr"].iloc[0],
+                     "seeds": len(g), "test_acc (final)": fmt_mean_std(g["test_acc"].mean(), g["test_acc"].std()),
+                     "sparsity": f"{g['sparsity'].mean():.4f}", "max |s - target|": f"{dev:.4f}",
+                     "within ±0.3": "yes" if dev <= TOLERANCE + 1e-9 else "NO",
+                     "test_acc_best (peak, secondary)": fmt_mean_std(g["test_acc_best"].mean(), g["test_acc_best"].std())})
+    for model, g in dense.groupby("model"):
+        rows.append({"model": model, "target": "0%", "method": "dense", "lr": None, "seeds": len(g),
+                     "test_acc (final)": fmt_mean_std(g["test_acc"].mean(), g["test_acc"].std()),
+                     "sparsity": "0.0000", "max |s - target|": "", "within ±0.3": "",
+                     "test_acc_best (peak, secondary)": ""})
+    return pd.DataFrame(rows)
+
+
+def paired(final: pd.DataFrame, model: str, target: float, a: tuple[str, str], b: tuple[str, str],
+           direction: int = 1) -> dict | None:
+    """Paired Δ test_acc of cell ``a`` (method, variant) minus cell ``b`` over their common seeds."""
+    sub = final[(final["model"] == model) & (final["target"].astype(float).round(6) == round(target, 6))]
+
+    def by_seed(cell):
+        g = sub[(sub["method"] == cell[0]) & (sub["variant"] == cell[1])]
+        return g.set_index("seed")["test_acc"]
+    sa, sb = by_seed(a), by_seed(b)
+    seeds = sorted(set(sa.index) & set(sb.index))
+    if len(seeds) < 2:
+        return None
+    d = paired_delta(sa.loc[seeds].values, sb.loc[seeds].values, direction=direction)
+    return {"delta": d, "verdict": verdict(d, direction), "a_mean": float(sa.loc[seeds].mean()),
+            "b_mean": float(sb.loc[seeds].mean()), "seeds": len(seeds)}
+
+
+def strongest_baseline(final: pd.DataFrame, model: str, target: float) -> str | None:
+    """The baseline with the best mean final *validation* accuracy (chosen without looking at test)."""
+    sub = final[(final["model"] == model) & (final["target"].astype(float).round(6) == round(target, 6))
+                & final["method"].isin(BASELINES)]
+    if sub.empty:
+        return None
+    return sub.groupby("method")["val_acc"].mean().idxmax()
+
+
+def paired_table(final: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for (model, target), _ in final.groupby(["model", "target"], sort=True):
+        t = float(target)
+        pairs = [(("hyperflows", ""), (b, "")) for b in BASELINES]
+        pairs += [(("hyperflows", ""), ("hyperflows", "no_regrowth")), (("hyperflows", ""), ("hyperflows", "open_loop"))]
+        for a, b in pairs:
+            p = paired(final, model, t, a, b)
+            if p is None:
+                continue
+            rows.append({"model": model, "target": f"{t:.0%}", "A": " ".join(filter(None, a)),
+                         "B": " ".join(filter(None, b)).replace("_", " "), "seeds": p["seeds"],
+                         "A − B (95% CI, wins)": p["delta"].text(), "verdict (A > B)": p["verdict"]})
+    return pd.DataFrame(rows)
+
+
+def controller_table(final: pd.DataFrame) -> pd.DataFrame:
+    """Closed-loop vs the paper's open-loop controller: achieved sparsity and accuracy."""
+    rows = []
+    hf = final[final["method"] == "hyperflows"]
+    for (model, target, variant), g in hf.groupby(["model", "target", "variant"], sort=True):
+        if variant == "no_regrowth":
+            continue
+        rows.append({"model": model, "target": f"{float(target):.0%}",
+                     "controller": "open loop (paper, fixed rho)" if variant == "open_loop" else "closed loop",
+                     "seeds": len(g), "achieved sparsity": fmt_mean_std(g["sparsity"].mean(), g["sparsity"].std(), 4),
+                     "max |s - target|": f"{(g['sparsity'] - float(target)).abs().max():.4f}",
+                     "test_acc": fmt_mean_std(g["test_acc"].mean(), g["test_acc"].std())})
+    return pd.DataFrame(rows)
+
+
+def claims(results_dir) -> list[dict]:
+    """Claim rows H1 (Hyperflows vs the strongest baseline), H3 (regrowth helps) and C1 (the paper's controller
+    delivers the asked sparsity) for each model whose study has records."""
+    out = []
+    for model, study in STUDIES.items():
+        if not (Path(__file__).resolve().parents[1] / "conf" / "study" / f"{study}.yaml").exists():
+            continue
+        df, spec = study_runs(results_dir, study)
+        if df.empty:
+            continue
+        final = final_runs(df, spec)
+        cmd = f"python -m experiments.study {study} && python scripts/claims.py"
+        for target in sorted(final["target"].astype(float).unique()):
+            base = strongest_baseline(final, model, target)
+            if base is not None:
+                p = paired(final, model, target, ("hyperflows", ""), (base, ""))
+                if p is not None:
+                    out.append({"id": f"H1 {model} {target:.0%}", "paper": "Hyperflows matches or beats every baseline "
+                                "at 90/95/98 % (Table 1, e.g. ResNet-50 C10 98 %: 95.26 vs GraNet 94.52)",
+                                "setting": f"Fashion-MNIST {model}, {target:.0%}, 15 ep. from dense, LR on val",
+                                "ours": f"Hyperflows {p['a_mean']:.2f} vs {base} {p['b_mean']:.2f} (strongest on val)",
+                                "delta": p["delta"].text(), "verdict": p["verdict"], "command": cmd})
+            p = paired(final, model, target, ("hyperflows", ""), ("hyperflows", "no_regrowth"))
+            if p is not None:
+                out.append({"id": f"H3 {model} {target:.0%}", "paper": "regrowth recovers accuracy after pruning "
+                            "(§3.5, Fig. 12)", "setting": f"Fashion-MNIST {model}, {target:.0%}, same budget and "
+                            "final sparsity", "ours": f"with {p['a_mean']:.2f} vs without {p['b_mean']:.2f}",
+                            "delta": p["delta"].text(), "verdict": p["verdict"], "command": cmd})
+        ol = final[(final["method"] == "hyperflows") & (final["variant"] == "open_loop")]
+        if not ol.empty:
+            dev = (ol["sparsity"] - ol["target"].astype(float))
+            inside = int((dev.abs() <= TOLERANCE).sum())
+            out.append({"id": f"C1 {model}", "paper": "open-loop Algorithm 1 + fixed rho reaches the asked sparsity "
+                        "(rho = 11.5/13 calibrated on CIFAR; ours 0.813)", "setting": f"Fashion-MNIST {model}, "
+                        "90/95/98 %", "ours": f"{inside}/{len(ol)} runs within ±0.3 points; deviation "
+                        f"{dev.min():+.4f} to {dev.max():+.4f}", "delta": "",
+                        "verdict": "holds" if inside == len(ol) else "contradicted", "command": cmd})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = report_parser(__doc__, experiment="", wandb=False, out_root=True)
+    args = ap.parse_args(argv)
+    tables = out_dir(args, "tables")
+    for model, study in STUDIES.items():
+        if not (Path(__file__).resolve().parents[1] / "conf" / "study" / f"{study}.yaml").exists():
+            continue
+        df, spec = study_runs(args.results_dir, study)
+        if df.empty:
+            continue
+        final = final_runs(df, spec)
+        dense = df[df["method"] == "dense"]
+        note = (f"Study {study} (`python -m experiments.study {study}`): final-epoch test accuracy (%), mean ± std "
+                f"over seeds at the LR chosen on validation (seed {spec.select_seed}, grid {spec.lr_grid}); peak is "
+                f"secondary and chosen on test, so it is not a headline.")
+        write_table(cell_table(final, dense), f"study_{study}", tables, note)
+        write_table(paired_table(final), f"study_{study}_paired", tables,
+                    "Paired by seed: mean difference of final test accuracy, 95 % t-interval, pairs won by A.")
+        write_table(controller_table(final), f"study_{study}_controller", tables,
+                    "Hyperflows' density control: closed loop (ours, default) vs the paper's open-loop Algorithm 1.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""The committed study store (results/store): dense floors and plateaus, delivered sparsity, tables rebuild."""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+from experiments.results import ResultsStore, read_records
+
+ROOT = Path(__file__).resolve().parents[2]
+STORE = ROOT / "results" / "store"
+#: the study issue's floors: mean dense test accuracy over seeds (%)
+FLOORS = {"lenet300": 89.0, "lenet5": 90.0, "resnet8": 92.0, "vit_micro": 85.0}
+PLATEAU = 0.3       # points gained over the last quarter of the dense budget, at most
+TOLERANCE = 0.003   # achieved sparsity vs target
+
+
+def study_records():
+    files = sorted(STORE.glob("*.jsonl"))
+    if not files:
+        pytest.skip("no committed study records yet")
+    return [r for f in files for r in read_records(f) if r.get("status") == "ok"]
+
+
+def dense_records():
+    return [r for r in study_records() if r["config"]["method"]["name"] == "dense"
+            and "finetune" not in r["config"]["stages"]]
+
+
+def test_every_dense_model_meets_its_floor():
+    by = {}
+    for r in dense_records():
+        by.setdefault((r["experiment"], r["config"]["model"]["name"]), []).append(r["metrics"]["test_acc"])
+    assert by, "the study store has no dense records"
+    for (exp, model), accs in by.items():
+        assert sum(accs) / len(accs) >= FLOORS[model], f"{exp}: dense {model} mean {sum(accs) / len(accs):.2f}"
+
+
+def test_every_dense_model_has_plateaued():
+    for r in dense_records():
+        curve = r["metrics"]["dense_curve_test_acc"]
+        assert curve, f"{r['run_id']}: no learning curve recorded"
+        at_three_quarters = curve[math.ceil(0.75 * len(curve)) - 1]
+        gain = curve[-1] - at_three_quarters
+        assert gain < PLATEAU, f"{r['experiment']} seed {r['seed']}: +{gain:.2f} over the last quarter"
+
+
+def test_every_pruned_record_delivers_the_asked_sparsity():
+    for r in study_records():
+        target = (r["config"].get("sparsity") or {}).get("target")
+        if r["config"]["method"]["name"] == "dense" or not r["experiment"].startswith("study/h1"):
+            continue
+        assert abs(r["metrics"]["sparsity"] - target) <= TOLERANCE + 1e-9, (
+            f"{r['run_id']} {r['config']['method']['name']}: {r['metrics']['sparsity']:.4f} for {target}")
+
+
+def test_study_tables_rebuild_byte_identically(tmp_path):
+    study_records()
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import claims
+    import study_hyperflows
+
+    study_hyperflows.main(["--results-dir", str(ROOT / "results"), "--out", str(tmp_path)])
+    claims.main(["--results-dir", str(ROOT / "results"), "--out", str(tmp_path)])
+    built = sorted((tmp_path / "tables").iterdir())
+    assert built
+    for path in built:
+        committed = ROOT / "results" / "tables" / path.name
+        assert committed.exists(), f"{path.name} is built by `make tables` but not committed"
+        assert path.read_bytes() == committed.read_bytes(), f"{path.name} differs from the committed table"
