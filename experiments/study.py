@@ -3,7 +3,10 @@
 A study spec (``conf/study/<name>.yaml``) names an experiment preset and a grid of cells (e.g. method ×
 sparsity). For each spec the runner
 1. trains the dense models, one per seed (``method=dense stages=[pretrain,evaluate]``; cached and shared by
-   every study with the same dataset, model, recipe and seed);
+   every study with the same dataset, model, recipe and seed), and the same recipe with 3/4 of the epochs
+   (``plateau_check``): a model is converged when the last quarter of its budget adds < 0.3 points. (Under a
+   cosine schedule the *in-run* curve always climbs at the end, where the LR anneals, so the budget is compared,
+   not two epochs of one run);
 2. runs every cell at every learning rate of ``lr_grid`` (``method.lr``) with the selection seed;
 3. chooses each cell's LR by its final-epoch **validation** accuracy (:func:`choose_lr`; never test);
 4. runs every cell at its chosen LR with every seed of ``seeds``; ``variants`` (e.g. Hyperflows without
@@ -44,6 +47,7 @@ class StudySpec:
     select_seed: int = 0
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     dense: bool = True
+    plateau_check: bool = True                       # also train the dense models with 3/4 of the epochs
     controls: list[list[str]] = field(default_factory=list)
     #: extra runs of the cells matching ``of`` (grid key -> value), at the LR chosen for that cell
     variants: list[dict] = field(default_factory=list)
@@ -63,6 +67,8 @@ class StudySpec:
 
     def cells(self) -> list[list[str]]:
         """Every combination of the grid as a list of ``key=value`` overrides."""
+        if not self.grid:
+            return []
         keys = list(self.grid)
         return [[f"{k}={v}" for k, v in zip(keys, values)] for values in itertools.product(*self.grid.values())]
 
@@ -86,6 +92,11 @@ def key_of(overrides: list[str]) -> str:
     from .resume import run_key
 
     return run_key(compose(overrides))
+
+
+def plateau_epochs(cfg) -> int:
+    """3/4 of the dense budget (the plateau check's shorter run)."""
+    return max(1, round(0.75 * int(cfg.trainer.pretrain.epochs)))
 
 
 def done_records(results_dir: str | Path) -> dict[str, dict]:
@@ -160,6 +171,11 @@ def run_study(spec: StudySpec, launch: Launcher) -> list[dict]:
         todo = missing(dense, spec.seeds, done_records(rd), rd)
         if todo:
             launch(dense, {"seed": todo})
+        if spec.plateau_check:
+            short = [*dense, f"trainer.pretrain.epochs={plateau_epochs(compose(dense))}"]
+            todo = missing(short, spec.seeds, done_records(rd), rd)
+            if todo:
+                launch(short, {"seed": todo})
     if spec.lr_grid:
         done = done_records(rd)
         todo = [cell for cell in spec.cells() for lr in spec.lr_grid

@@ -32,7 +32,7 @@ class Recorder:
 
 def test_runner_skips_what_the_store_has_and_runs_the_chosen_lr_for_missing_seeds(tmp_path):
     spec = StudySpec(name="t", experiment="study/h1_lenet300", grid={"method": ["magnitude"], "sparsity.target": [0.5]},
-                     lr_grid=[0.01, 0.03, 0.1], select_seed=0, seeds=[0, 1])
+                     lr_grid=[0.01, 0.03, 0.1], select_seed=0, seeds=[0, 1], plateau_check=False)
     rd = str(tmp_path)
     store = ResultsStore(rd)
 
@@ -58,6 +58,14 @@ def test_runner_launches_the_lr_grid_when_selection_runs_are_missing(tmp_path):
     assert chosen[0]["lr"] is None                  # nothing recorded yet: no final runs launched
     assert rec.calls == [(spec.base(), {"method": ["magnitude"], "sparsity.target": [0.5],
                                         "method.lr": [0.01, 0.03, 0.1], "seed": [0]})]
+
+
+def test_runner_trains_dense_models_and_their_three_quarter_budget_plateau_check(tmp_path):
+    spec = StudySpec(name="t", experiment="study/h1_lenet300", seeds=[0, 1])
+    rec = Recorder(tmp_path)
+    run_study(spec, rec)
+    dense = [*spec.base(), "method=dense", "stages=[pretrain,evaluate]"]
+    assert rec.calls == [(dense, {"seed": [0, 1]}), ([*dense, "trainer.pretrain.epochs=30"], {"seed": [0, 1]})]
 
 
 def test_skip_done_returns_the_recorded_run_without_running_it_again(tmp_path):
