@@ -102,7 +102,10 @@ class StageContext:
             recipe: str | None = None) -> FitResult:
         """Train with the ``phase`` recipe (or the named ``recipe``: a from-scratch sparse method trains
         with ``pretrain``'s optimizer and schedule); methods override epochs, LR phases or optimizer."""
-        recipe = self.recipe(recipe or ("pretrain" if phase == "pretrain" else "finetune"))
+        recipe_name = recipe or ("pretrain" if phase == "pretrain" else "finetune")
+        recipe = self.recipe(recipe_name)
+        lr_key = ("method.lr" if "lr" in (optimizer or {}) else
+                  f"trainer.{recipe_name if recipe_name in self.cfg.trainer else 'finetune'}.optimizer.lr")
         tr = self.cfg.trainer
         opt = OmegaConf.to_container(recipe.optimizer, resolve=True)
         opt.update(optimizer or {})
@@ -115,7 +118,7 @@ class StageContext:
                           callbacks=callbacks, device=self.device, amp=tr.amp, grad_clip=tr.grad_clip,
                           eval_every=tr.eval_every, progress=tr.progress, phase=phase,
                           log_fn=self.tracker.log, max_steps_per_epoch=tr.max_steps_per_epoch,
-                          compile=bool(tr.get("compile", False)))
+                          compile=bool(tr.get("compile", False)), lr_key=lr_key)
         if self.resume is not None:
             self.resume.attach(trainer, phase)  # continue from this fit's checkpoint; save one every epoch
         self.artifacts[f"trainer_{phase}"] = trainer

@@ -64,7 +64,8 @@ class Trainer:
                  amp: bool = True, grad_clip: float | None = None, eval_every: int = 1, progress: bool = True,
                  log_fn: Callable[[dict, int], None] | None = None, phase: str = "train",
                  step_offset: int = 0, max_steps_per_epoch: int | None = None, compile: bool = False,
-                 checkpoint_fn: Callable[["Trainer"], None] | None = None):
+                 checkpoint_fn: Callable[["Trainer"], None] | None = None, lr_key: str = "the learning rate",
+                 finite_check_every: int = 8):
         self.model = model
         #: what the training step calls: ``model`` itself, wrapped in DDP under torchrun, compiled on request
         self.forward_model: nn.Module = model
@@ -84,6 +85,10 @@ class Trainer:
         self.log_fn = log_fn
         self.phase = phase
         self.max_steps_per_epoch = max_steps_per_epoch
+        #: the config key of this fit's weight LR, named by the divergence hint
+        self.lr_key = lr_key
+        #: steps between checks that the loss is finite (one host sync each), so a divergence stops early
+        self.finite_check_every = max(int(finite_check_every), 1)
         self.epoch = 0            # epochs completed
         self.global_step = step_offset
         self.result = FitResult()
@@ -206,6 +211,8 @@ class Trainer:
                 opt.step()
             for cb in self.callbacks:
                 cb.on_after_step(self)
+            if step % self.finite_check_every == 0 and not bool(torch.isfinite(data_loss)):
+                self.diverged(epoch, step)
             loss_sum += data_loss * y.numel()
             correct += (logits.detach().argmax(1) == y).sum()
             seen += y.numel()
@@ -220,9 +227,13 @@ class Trainer:
         bar.close()
         train_loss = (loss_sum / max(seen, 1)).item()
         if not math.isfinite(train_loss):
-            raise NonFiniteLoss(f"non-finite training loss in {self.phase} epoch {epoch + 1}; "
-                                f"lower trainer.optimizer.lr (now {self.base_lr:g}) or check the method's loss terms")
+            self.diverged(epoch, None)
         return {"train_loss": train_loss, "train_acc": 100.0 * correct.item() / max(seen, 1)}
+
+    def diverged(self, epoch: int, step: int | None):
+        at = f" step {step + 1}" if step is not None else ""
+        raise NonFiniteLoss(f"non-finite training loss in {self.phase} epoch {epoch + 1}{at}; lower {self.lr_key} "
+                            f"(now {self.base_lr:g}) or check the method's loss terms")
 
     def _should_stop(self) -> bool:
         """A preemption signal was caught; under DDP every rank agrees (checked every 16 steps there)."""

@@ -28,9 +28,17 @@ def test_nan_loss_is_a_failed_record_and_the_multirun_goes_on(tiny_cfg, tmp_path
     acc = cli.main_entry(good)                              # ...and the next job runs
     assert "error: NonFiniteLoss: non-finite training loss in pretrain epoch 1" in capsys.readouterr().err
     failed, ok = ResultsStore(tmp_path).records()
-    assert failed["status"] == "failed" and "trainer.optimizer.lr" in failed["error"]
+    assert failed["status"] == "failed" and "lower trainer.pretrain.optimizer.lr (now 1e+30)" in failed["error"]
     assert "\n" not in failed["error"]
     assert ok["status"] == "ok" and ok["metrics"]["test_acc"] == acc
+
+
+def test_divergence_hint_names_the_methods_lr_key(tiny_cfg, tmp_path, monkeypatch):
+    monkeypatch.setattr(cli, "_is_multirun", lambda: True)
+    cli.main_entry(tiny_cfg("method=magnitude", "sparsity.target=0.5", "method.lr=1e30", "trainer.max_steps_per_epoch=30", "trainer.batch_size=16",
+                            "experiment_name=failures"))
+    failed = [r for r in ResultsStore(tmp_path).records() if r["status"] == "failed"][-1]
+    assert "in finetune epoch 1 step" in failed["error"] and "lower method.lr (now 1e+30)" in failed["error"]
 
 
 def test_single_run_failure_exits_1(tiny_cfg, monkeypatch):

@@ -110,8 +110,9 @@ def test_nan_loss_stops_with_clear_error():
     model = _model()
     with torch.no_grad():
         model[1].weight.fill_(float("nan"))
-    with pytest.raises(NonFiniteLoss, match="trainer.optimizer.lr"):
-        Trainer(model, _loader(), {}, create_schedule(1, 0.1), OPT, progress=False).fit()
+    with pytest.raises(NonFiniteLoss, match=r"epoch 1 step 1; lower trainer.finetune.optimizer.lr \(now 0.1\)"):
+        Trainer(model, _loader(), {}, create_schedule(1, 0.1), OPT, progress=False,
+                lr_key="trainer.finetune.optimizer.lr").fit()
 
 
 def test_best_and_final_accuracy_tracking():
