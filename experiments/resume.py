@@ -184,10 +184,14 @@ class ResumeState:
             try:
                 self.state = json.loads(self.state_file.read_text())
                 run_id, started = self.state["run_id"], self.state["started"]
-            except (ValueError, KeyError, OSError) as exc:
-                self._quarantine(self.state_file)
-                raise CheckpointError(f"resume state {self.state_file} is corrupt ({type(exc).__name__}); "
-                                      f"moved aside, re-run to start this run over") from None
+            except (ValueError, KeyError, TypeError, OSError) as exc:
+                # without its state the folder's fit checkpoints cannot be trusted: set all of it aside, start over
+                for path in [self.state_file, *self.dir.glob("fit-*.pt")]:
+                    self._quarantine(path)
+                log.warning("resume state %s is corrupt (%s); it and the run's checkpoints were moved aside "
+                            "(*.corrupt): this run starts over", self.state_file, type(exc).__name__)
+                self.state = {}
+        if self.state:
             self.resumed = True
             self.state["attempts"] = int(self.state.get("attempts", 1)) + 1
             log.info("resuming run %s from %s (attempt %d, stages done: %s)", run_id, self.dir,
@@ -220,7 +224,10 @@ class ResumeState:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self.state_file.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.state, indent=1))
+        with open(tmp, "w") as fh:
+            fh.write(json.dumps(self.state, indent=1))
+            fh.flush()
+            os.fsync(fh.fileno())   # the rename must never publish an empty file after a crash
         os.replace(tmp, self.state_file)
 
     def start_stage(self, name: str) -> None:

@@ -174,3 +174,28 @@ def test_hyperflows_kill9_mid_pruning_then_rerun_equals_uninterrupted(tmp_path):
     record = _assert_same(reference, tmp_path / "killed", RUN_HYPERFLOWS)
     for key in ("density", "gamma_final", "hyperflows_history"):
         assert record["metrics"][key] == reference[0]["metrics"][key], key
+
+
+def test_corrupt_state_json_really_starts_over(tmp_path):
+    cfg = compose_cfg(TINY + ["method=dense"], tmp_path)
+    state = ResumeState(tmp_path, run_key(cfg))
+    state.begin("run-a", "t0")
+    fit = state.dir / "fit-pretrain-pretrain-0.pt"
+    fit.write_bytes(b"an old fit checkpoint")
+    state.release()
+    state.state_file.write_text('{"run_id": "run-a", "sta')      # torn state
+    again = ResumeState(tmp_path, run_key(cfg))
+    run_id, _ = again.begin("run-b", "t1")
+    assert run_id == "run-b" and not again.resumed and again.state["attempts"] == 1
+    assert not fit.exists() and fit.with_name(fit.name + ".corrupt").exists()   # the old fit is not reused
+
+
+def test_checkpoints_are_created_with_the_umask_mode(tmp_path):
+    from experiments.checkpoint import atomic_save
+
+    old = os.umask(0o002)
+    try:
+        path = atomic_save({"a": torch.zeros(1)}, tmp_path / "x.pt")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o664
