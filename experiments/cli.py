@@ -10,7 +10,8 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from .pipeline import RunFailed, run
-from .resume import Preempted, exit_for_requeue, install_preemption_handlers, preemption_requested
+from .resume import (INTERRUPT_EXIT_CODE, PREEMPTION, Preempted, exit_for_requeue, install_preemption_handlers,
+                     preemption_requested)
 
 log = logging.getLogger("flowprune")
 
@@ -84,8 +85,13 @@ def main_entry(cfg: DictConfig) -> float | None:
     try:
         record = run(cfg)
     except Preempted as exc:
-        print(f"preempted: {exc}; re-run the same command to resume", file=sys.stderr, flush=True)
+        if not PREEMPTION.interrupted:
+            print(f"preempted: {exc}; re-run the same command to resume", file=sys.stderr, flush=True)
         exit_for_requeue()
+    except KeyboardInterrupt:
+        print("interrupted; re-run the same command to resume from the last epoch checkpoint", file=sys.stderr,
+              flush=True)
+        sys.exit(INTERRUPT_EXIT_CODE)
     except RunFailed as exc:
         print(f"error: {exc.args[0]}", file=sys.stderr, flush=True)
         if _is_multirun():

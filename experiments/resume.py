@@ -110,10 +110,17 @@ class _Preemption:
         self.previous: dict[int, Any] = {}
 
     def handler(self, signum: int, frame=None) -> None:  # noqa: ARG002 - signal API
+        if signum == signal.SIGINT and self.signum == signal.SIGINT:
+            raise KeyboardInterrupt   # a second Ctrl-C: stop now (the last epoch checkpoint stays)
         if self.signum is None:
-            log.warning("caught %s: checkpointing at the next step boundary, then exiting",
-                        signal.Signals(signum).name)
+            log.warning("caught %s: checkpointing at the next step boundary, then exiting%s",
+                        signal.Signals(signum).name, " (Ctrl-C again to stop at once)" if signum == signal.SIGINT else "")
         self.signum = signum
+
+    @property
+    def interrupted(self) -> bool:
+        """The signal was Ctrl-C (SIGINT): the user stops the run, nobody requeues it."""
+        return self.signum == signal.SIGINT
 
     @property
     def requested(self) -> bool:
@@ -129,7 +136,9 @@ class _Preemption:
 
 
 PREEMPTION = _Preemption()
-PREEMPT_SIGNALS = ("SIGTERM", "SIGUSR1", "SIGUSR2")
+PREEMPT_SIGNALS = ("SIGTERM", "SIGUSR1", "SIGUSR2", "SIGINT")
+#: exit status after Ctrl-C (128 + SIGINT, the shell's convention)
+INTERRUPT_EXIT_CODE = 130
 
 
 def install_preemption_handlers() -> None:
@@ -281,6 +290,10 @@ class ResumeState:
 
 
 def exit_for_requeue() -> None:
-    """Exit after a preemption checkpoint: chain to a previous handler (submitit), else exit 75."""
+    """Exit after a preemption checkpoint: chain to a previous handler (submitit), else exit 75; after Ctrl-C,
+    exit 130 with one line."""
+    if PREEMPTION.interrupted:
+        print("interrupted; re-run the same command to resume", file=sys.stderr, flush=True)
+        sys.exit(INTERRUPT_EXIT_CODE)
     PREEMPTION.chain()
     sys.exit(REQUEUE_EXIT_CODE)

@@ -199,3 +199,13 @@ def test_checkpoints_are_created_with_the_umask_mode(tmp_path):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o664
+
+
+def test_ctrl_c_checkpoints_prints_one_line_exits_130_then_resumes(reference, tmp_path):
+    proc = _interrupt(tmp_path, signal.SIGINT, "fit-finetune-finetune-0.pt")
+    assert proc.returncode == 130, proc.stderr_text[-2000:]
+    assert "Traceback" not in proc.stderr_text
+    assert proc.stderr_text.strip().splitlines()[-1] == "interrupted; re-run the same command to resume"
+    assert ResultsStore(tmp_path).records() == []
+    _run(tmp_path)
+    _assert_same(reference, tmp_path)
