@@ -14,6 +14,7 @@ from .resume import (INTERRUPT_EXIT_CODE, PREEMPTION, Preempted, exit_for_requeu
                      preemption_requested)
 
 log = logging.getLogger("flowprune")
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
 def _is_multirun() -> bool:
@@ -32,18 +33,127 @@ def preflight(argv: list[str]) -> None:
     Hydra makes ``<results_dir>/hydra/...`` before the task starts, so an unwritable results dir
     would surface as a Hydra traceback; check it here and exit with one line instead.
     """
-    from .results import ResultsStore
-
-    values = [a.split("=", 1)[1] for a in argv if a.lstrip("+").startswith("results_dir=")]
     try:
-        ResultsStore(values[-1] if values else "results").check_writable()
-    except PermissionError as exc:
+        check_group_options(argv)
+        check_output_dirs(argv)
+    except PreflightError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)
     sys.argv[1:] = torchrun_overrides(quote_numeric_options(argv))
 
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+class PreflightError(ValueError):
+    """A command-line mistake found before Hydra starts (one line)."""
+
+
+def group_choices(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
+    """The options of config group ``group``: its YAML files, nested ones as ``sub/name`` (experiment presets)."""
+    root = conf_dir / group
+    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
+
+
+def check_group_options(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
+    """``model=nope`` -> one line with the closest options, instead of Hydra's listing of the search path.
+    Skipped when ``hydra.searchpath`` is given (the user's config dirs may hold more options)."""
+    import difflib
+
+    if any(a.lstrip("+").startswith("hydra.searchpath") for a in argv):
+        return
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        group = key.lstrip("+~")
+        if not sep or "." in group or group.startswith("hydra") or not (conf_dir / group).is_dir():
+            continue
+        choices = group_choices(group, conf_dir)
+        for option in (v.strip().strip("'\"") for v in value.split(",")):
+            if option in ("null", "") or option in choices:
+                continue
+            close = difflib.get_close_matches(option, choices, n=3, cutoff=0.4)
+            hint = f"closest: {', '.join(close)}; " if close else ""
+            raise PreflightError(f"{group}={option} is not an option of {group}; {hint}choices: {', '.join(choices)}")
+
+
+def _creatable_dir(path: Path) -> bool:
+    """``path``'s parent exists as a directory or can be made (what Hydra does next), and ``path`` is not a file."""
+    path = path.expanduser().absolute()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = path.parent / f".flowprune-probe-{os.getpid()}"
+        probe.mkdir()
+        probe.rmdir()
+    except OSError:
+        return False
+    return not path.is_file()
+
+
+def check_output_dirs(argv: list[str]) -> None:
+    """``results_dir`` and Hydra's run/sweep dir, wherever they were set (command line, preset, conf/local),
+    must be writable before Hydra creates them: compose the config the way run.py will (sweeps at their first
+    value) and check both."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from .results import ResultsStore
+
+    overrides = [a for a in quote_numeric_options(argv) if not a.startswith("-")]
+    first = [a if "=" not in a or "," not in a.split("=", 1)[1] or "[" in a else a.split(",")[0] for a in overrides]
+    try:
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=first, return_hydra_config=True)
+        results_dir = str(cfg.results_dir)
+        multirun = "-m" in argv or "--multirun" in argv
+        hydra_dir = str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir)
+    except Exception:  # noqa: BLE001 - anything Hydra will itself report (bad override syntax, ...)
+        return
+    finally:
+        GlobalHydra.instance().clear()
+    try:
+        ResultsStore(results_dir).check_writable()
+    except PermissionError as exc:
+        raise PreflightError(str(exc)) from None
+    if not _creatable_dir(Path(hydra_dir)):
+        key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+        raise PreflightError(f"{key}={hydra_dir} cannot be created (not writable); pass {key}=<a writable path>")
+
+
+#: roots under which a new (``+``) key is read by nobody: their code reads known names only
+UNREAD_ROOTS = ("trainer", "measure", "logger", "dataset")
+
+
+def drop_unread_keys(cfg: DictConfig) -> list[str]:
+    """``+foo=1`` / ``+trainer.foo=1``: a key no component reads. Warn, naming it, and remove it so that it
+    does not change the run key. (``+method.x`` / ``+model.kwargs.x`` reach a constructor, which rejects or uses
+    them.)"""
+    from omegaconf import OmegaConf, open_dict
+
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        task = list(HydraConfig.get().overrides.task)
+    except Exception:  # noqa: BLE001 - not inside a Hydra app
+        return []
+    known_roots = set(OmegaConf.to_container(cfg, resolve=False)) - set()
+    dropped = []
+    for arg in task:
+        if not arg.startswith("+") or arg.startswith("++") or "=" not in arg:
+            continue
+        key = arg[1:].split("=", 1)[0]
+        root = key.split(".")[0]
+        if "/" in key or (root not in UNREAD_ROOTS and "." in key and root in known_roots):
+            continue
+        with open_dict(cfg):
+            parent, _, leaf = key.rpartition(".")
+            node = OmegaConf.select(cfg, parent) if parent else cfg
+            if node is not None and leaf in node:
+                del node[leaf]
+                dropped.append(key)
+    if dropped:
+        log.warning("ignoring %s: no component reads %s (not part of the run key)", ", ".join(dropped),
+                    "it" if len(dropped) == 1 else "them")
+    return dropped
+
+
 _NUMBERS = re.compile(r"^\d+(\.\d+)?(,\d+(\.\d+)?)*$")
 
 
@@ -82,6 +192,7 @@ def main_entry(cfg: DictConfig) -> float | None:
     signal (SIGTERM/SIGUSR1, or submitit's SIGUSR2) checkpoints at the next step and exits with
     ``REQUEUE_EXIT_CODE`` (or lets submitit requeue the job); re-running the command resumes."""
     install_preemption_handlers()
+    drop_unread_keys(cfg)
     try:
         record = run(cfg)
     except Preempted as exc:

@@ -1,7 +1,10 @@
 """Validation of a composed config before any work starts: one line naming the key and the fix."""
 from __future__ import annotations
 
-from omegaconf import DictConfig, OmegaConf
+import math
+from pathlib import Path
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 STAGE_NAMES = ("pretrain", "calibrate", "prune", "finetune", "evaluate", "route")
 LOGGER_MODES = ("online", "offline", "disabled")
@@ -20,12 +23,41 @@ def _require(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+#: learning-rate keys that may be 0 (an annealed end value, an off switch)
+LR_MAY_BE_ZERO = ("final_lr", "trajectory_lr")
+
+
+def learning_rates(node, prefix: str) -> list[tuple[str, object]]:
+    """Every (dotted key, value) under ``node`` whose key names a learning rate (``lr``, ``*_lr``, ``lr_*``)."""
+    out = []
+    if isinstance(node, DictConfig):
+        for k in node.keys():
+            v = OmegaConf.select(node, str(k), default=None)
+            key = f"{prefix}.{k}"
+            if isinstance(v, (DictConfig, ListConfig)):
+                out += learning_rates(v, key)
+            elif str(k) == "lr" or str(k).endswith("_lr") or str(k).startswith("lr_"):
+                out.append((key, v))
+    return out
+
+
+def check_learning_rates(cfg: DictConfig) -> None:
+    for key, v in learning_rates(cfg.get("trainer"), "trainer") + learning_rates(cfg.get("method"), "method"):
+        if v is None:
+            continue
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        floor_ok = ok and (v >= 0 if key.rsplit(".", 1)[-1] in LR_MAY_BE_ZERO or key.endswith("_end") else v > 0)
+        _require(floor_ok, f"{key}={v} must be a finite number > 0{' (or 0)' if key.endswith(LR_MAY_BE_ZERO) else ''}")
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise ``ConfigError`` for the first invalid value found."""
     target = _get(cfg, "sparsity.target")
     _require(isinstance(target, (int, float)) and 0.0 <= float(target) < 1.0,
              f"sparsity.target={target} is outside [0, 1); use sparsity=<N> (e.g. sparsity=90) or sparsity.target=0.9")
-    stages = list(_get(cfg, "stages", []) or [])
+    raw_stages = _get(cfg, "stages", [])
+    _require(not isinstance(raw_stages, str), f"stages={raw_stages} is a string; pass a list: stages=[{raw_stages}]")
+    stages = list(raw_stages or [])
     unknown = [s for s in stages if s not in STAGE_NAMES]
     _require(not unknown, f"stages={stages} has unknown stage(s) {unknown}; allowed: {list(STAGE_NAMES)}")
     order = [STAGE_NAMES.index(s) for s in stages]
@@ -38,9 +70,18 @@ def validate(cfg: DictConfig) -> None:
     for key in ("trainer.batch_size", "trainer.eval_batch_size"):
         value = _get(cfg, key)
         _require(value is None or (isinstance(value, int) and value > 0), f"{key}={value} must be a positive integer")
-    for key in ("trainer.pretrain.optimizer.lr", "trainer.finetune.optimizer.lr"):
+    check_learning_rates(cfg)
+    for key in ("dataset.train_subset", "dataset.test_subset"):
         value = _get(cfg, key)
-        _require(value is None or (isinstance(value, (int, float)) and value > 0), f"{key}={value} must be > 0")
+        _require(value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0),
+                 f"{key}={value} must be a positive number of images, or null for the whole split")
+    for key in ("data_root", "dataset.root"):
+        value = _get(cfg, key)
+        _require(value is None or not Path(str(value)).expanduser().is_file(),
+                 f"{key}={value} is a file; pass the directory that holds the dataset")
+    ckpt = _get(cfg, "model.checkpoint")
+    _require(ckpt is None or Path(str(ckpt)).expanduser().is_file(),
+             f"model.checkpoint={ckpt} does not exist; pass a state-dict file or model.checkpoint=null")
     mode = _get(cfg, "logger.mode", "disabled")
     _require(mode in LOGGER_MODES, f"logger.mode={mode} is not one of {list(LOGGER_MODES)}")
     seed = _get(cfg, "seed")

@@ -9,6 +9,7 @@ from typing import Callable
 
 import torch
 
+from ..config_check import ConfigError
 from .bundle import Augment, DataBundle, TensorLoader, TensorSplits, carve_validation, subset
 from .imagenet import IMAGENET_MEAN, IMAGENET_STD, imagenet_loader_factory
 from .sources import DatasetUnavailable, load_cifar, load_mnist_like, to_32px_rgb
@@ -51,6 +52,11 @@ def _tensor_bundle(name, tensors, num_classes, mean, std, aug, *, val_size, seed
                    device) -> DataBundle:
     train_x, train_y, test_x, test_y = tensors
     (train_x, train_y), val = carve_validation(train_x, train_y, val_size, seed=0)  # split fixed across seeds
+    for key, size, n in (("train_subset", train_subset, len(train_y)), ("test_subset", test_subset, len(test_y))):
+        if size is not None and size > n:
+            raise ConfigError(f"dataset.{key}={size} is larger than the {key.split('_')[0]} split of {name} "
+                              f"({n} images{' after the validation split' if key == 'train_subset' else ''}); "
+                              f"use at most {n} or null for all")
     train_x, train_y = subset(train_x, train_y, train_subset, seed=0)
     test_x, test_y = subset(test_x, test_y, test_subset, seed=0)
     return DataBundle(name=name, num_classes=num_classes, in_channels=train_x.shape[1],

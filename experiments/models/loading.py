@@ -33,7 +33,11 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     file = Path(path).expanduser()
     if not file.is_file():
         raise FileNotFoundError(f"checkpoint file not found: {file} (check model.checkpoint)")
-    obj = torch.load(file, map_location="cpu", weights_only=True)
+    try:
+        obj = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - garbage bytes, a truncated zip, a pickle of objects
+        raise ValueError(f"model.checkpoint={file} is not a readable torch checkpoint ({type(exc).__name__}); "
+                         f"pass a state-dict file saved with torch.save") from None
     for key in _WRAPPER_KEYS:
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
