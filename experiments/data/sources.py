@@ -5,7 +5,6 @@ Every source returns uint8 NCHW tensors; ``create_dataset`` turns them into a ``
 from __future__ import annotations
 
 import gzip
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -21,44 +20,83 @@ class DatasetUnavailable(FileNotFoundError):
     """The dataset is neither on disk nor downloadable; the message names the fix."""
 
 
-def _stage_debian_fashion_mnist(raw_dir: Path) -> bool:
-    """Gunzip Debian's Fashion-MNIST files into torchvision's ``<root>/FashionMNIST/raw``."""
-    if not all((DEBIAN_FASHION_MNIST / f"{f}.gz").exists() for f in MNIST_FILES):
-        return False
-    raw_dir.mkdir(parents=True, exist_ok=True)
+class DatasetCorrupt(DatasetUnavailable):
+    """A dataset file exists but its bytes are not what its format says (truncated, wrong magic)."""
+
+
+#: idx magic: 0x00000801 labels (uint8, 1 dim), 0x00000803 images (uint8, 3 dims)
+_IDX_DIMS = {0x801: 1, 0x803: 3}
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """One idx file (plain or ``.gz``) as a uint8 array; a truncated or malformed file is ``DatasetCorrupt``."""
+    try:
+        raw = gzip.open(path, "rb").read() if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise DatasetCorrupt(f"{path} is corrupt ({type(exc).__name__}: {exc}); delete it and re-install or "
+                             f"re-download it") from None
+    magic = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else -1
+    dims = _IDX_DIMS.get(magic)
+    if dims is None:
+        raise DatasetCorrupt(f"{path} is corrupt (not an idx file: magic {magic:#x}); delete it and re-install or "
+                             f"re-download it")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims))
+    body = raw[4 + 4 * dims:]
+    if len(body) != int(np.prod(shape)):
+        raise DatasetCorrupt(f"{path} is corrupt (truncated: {len(body)} of {int(np.prod(shape))} bytes); delete it "
+                             f"and re-install or re-download it")
+    return np.frombuffer(body, dtype=np.uint8).reshape(shape)
+
+
+def _idx_files(directory: Path) -> list[Path] | None:
+    """The four MNIST-format files in ``directory`` (plain or gzipped), or None if any is missing."""
+    found = []
     for name in MNIST_FILES:
-        target = raw_dir / name
-        if target.exists():
-            continue
-        tmp = target.with_suffix(".tmp")
-        with gzip.open(DEBIAN_FASHION_MNIST / f"{name}.gz", "rb") as src, open(tmp, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-        tmp.replace(target)
-    return True
+        for candidate in (directory / name, directory / f"{name}.gz"):
+            if candidate.is_file():
+                found.append(candidate)
+                break
+        else:
+            return None
+    return found
+
+
+def _tensors(files: list[Path]):
+    tx, ty, vx, vy = (torch.from_numpy(read_idx(f).copy()) for f in files)
+    for images, labels, split in ((tx, ty, "train"), (vx, vy, "test")):
+        if len(images) != len(labels):
+            raise DatasetCorrupt(f"{files[0].parent}: {split} images ({len(images)}) and labels ({len(labels)}) "
+                                 f"differ in number; the files are corrupt")
+    return tx.unsqueeze(1).contiguous(), ty.long(), vx.unsqueeze(1).contiguous(), vy.long()
 
 
 def load_mnist_like(name: str, root: str | Path, download: bool = True):
-    """(train_x, train_y, test_x, test_y) as uint8 N×1×28×28 and int64, via torchvision.
+    """(train_x, train_y, test_x, test_y) as uint8 N×1×28×28 and int64.
 
-    Fashion-MNIST falls back to Debian's ``dataset-fashion-mnist`` files before downloading.
+    Read in place from ``<root>/<FashionMNIST|MNIST>/raw`` when the idx files are there, else (Fashion-MNIST)
+    from Debian's ``dataset-fashion-mnist`` without copying, else downloaded by torchvision into ``root``.
     """
     from torchvision import datasets
 
     cls = {"fashion_mnist": datasets.FashionMNIST, "mnist": datasets.MNIST}[name]
-    root = Path(root)
+    root = Path(root).expanduser()
     raw_dir = root / cls.__name__ / "raw"
-    if name == "fashion_mnist" and not all((raw_dir / f).exists() for f in MNIST_FILES):
-        _stage_debian_fashion_mnist(raw_dir)
-    try:
-        train = cls(str(root), train=True, download=download)
-        test = cls(str(root), train=False, download=download)
-    except Exception as exc:  # noqa: BLE001 - any download/IO failure becomes one clear line
-        hint = (" or `apt-get install dataset-fashion-mnist`" if name == "fashion_mnist" else "")
-        raise DatasetUnavailable(
-            f"{name} not found under {raw_dir} and could not be downloaded ({type(exc).__name__}); "
-            f"put the idx files there, set data_root=<dir>{hint}") from None
-    return (train.data.unsqueeze(1).contiguous(), train.targets.long(),
-            test.data.unsqueeze(1).contiguous(), test.targets.long())
+    files = _idx_files(raw_dir)
+    if files is None and name == "fashion_mnist":
+        files = _idx_files(DEBIAN_FASHION_MNIST)
+    if files is None:
+        try:
+            cls(str(root), train=True, download=download)
+            cls(str(root), train=False, download=download)
+        except Exception as exc:  # noqa: BLE001 - any download/IO failure becomes one clear line
+            hint = (" or `apt-get install dataset-fashion-mnist`" if name == "fashion_mnist" else "")
+            raise DatasetUnavailable(
+                f"{name} not found under {raw_dir} and could not be downloaded ({type(exc).__name__}); "
+                f"put the idx files there, set data_root=<dir>{hint}") from None
+        files = _idx_files(raw_dir)
+        if files is None:
+            raise DatasetUnavailable(f"{name}: torchvision reported success but {raw_dir} lacks the idx files")
+    return _tensors(files)
 
 
 def load_cifar(name: str, root: str | Path, download: bool = True):

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -53,3 +55,51 @@ def test_missing_dataset_is_one_clear_line(tmp_path):
     with pytest.raises(DatasetUnavailable) as info:
         create_dataset("cifar10", root=str(tmp_path), download=False)
     assert "data_root" in str(info.value) and "\n" not in str(info.value)
+
+
+def _idx(shape, dims_magic, body: bytes) -> bytes:
+    head = dims_magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in shape)
+    return head + body
+
+
+def test_idx_reader_matches_numpy_and_names_a_truncated_file(tmp_path):
+    import gzip
+
+    import numpy as np
+
+    from experiments.data.sources import DatasetCorrupt, read_idx
+
+    images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    good = tmp_path / "train-images-idx3-ubyte.gz"
+    good.write_bytes(gzip.compress(_idx(images.shape, 0x803, images.tobytes())))
+    assert np.array_equal(read_idx(good), images)
+    bad = tmp_path / "t10k-labels-idx1-ubyte"
+    bad.write_bytes(_idx((10,), 0x801, bytes(7)))           # 7 of 10 label bytes
+    with pytest.raises(DatasetCorrupt, match=r"t10k-labels-idx1-ubyte is corrupt \(truncated: 7 of 10 bytes\)"):
+        read_idx(bad)
+    junk = tmp_path / "x.gz"
+    junk.write_bytes(b"not gzip at all")
+    with pytest.raises(DatasetCorrupt, match="x.gz is corrupt"):
+        read_idx(junk)
+
+
+def test_fashion_mnist_is_read_in_place_from_debian_without_copying(tmp_path):
+    from experiments.data.sources import DEBIAN_FASHION_MNIST, load_mnist_like
+
+    if not (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    tx, ty, vx, vy = load_mnist_like("fashion_mnist", tmp_path / "empty-root", download=False)
+    assert tx.shape == (60000, 1, 28, 28) and vx.shape == (10000, 1, 28, 28)
+    assert int(ty.bincount().min()) == 6000 and int(vy.bincount().min()) == 1000   # balanced classes
+    assert not (tmp_path / "empty-root").exists()                                   # nothing written
+
+
+def test_default_data_root_is_outside_the_checkout(monkeypatch):
+    from conftest import ROOT
+    from experiments.study import compose
+
+    monkeypatch.delenv("FLOWPRUNE_DATA", raising=False)
+    root = Path(compose([]).data_root)
+    assert ROOT not in root.parents and root != ROOT / "data"
+    monkeypatch.setenv("FLOWPRUNE_DATA", "/somewhere/else")
+    assert compose([]).data_root == "/somewhere/else"
