@@ -22,11 +22,15 @@ from torch import nn
 from .units import Unit
 
 
-def channel_view(x: torch.Tensor, conv: bool) -> torch.Tensor:
-    """[B, C, P]: samples, channels, positions (conv maps NCHW; token tensors [B, N, C] or [B, C])."""
+def channel_view(x: torch.Tensor, conv: bool, channels: int | None = None) -> torch.Tensor:
+    """[B, C, P]: samples, channels, positions (conv maps NCHW; token tensors [B, N, C] or [B, C]). A Linear that
+    reads a flattened conv map ([B, C·H·W], channel-major as ``torch.flatten`` lays out NCHW) is viewed as
+    [B, C, H·W] when ``channels`` = C, so each conv channel gets one score summed over its positions."""
     if conv:
         return x.flatten(2)
     if x.dim() == 2:
+        if channels and x.shape[1] != channels and x.shape[1] % channels == 0:
+            return x.reshape(x.shape[0], channels, -1)
         return x.unsqueeze(-1)
     return x.flatten(1, -2).transpose(1, 2)
 
@@ -72,7 +76,7 @@ class Calibrator:
         conv = isinstance(unit.consumer, nn.Conv2d)
 
         def pre(_mod, args):
-            self._watch(unit, args[0], conv)
+            self._watch(unit, args[0], conv, unit.num_channels)
         return pre
 
     def _pre_activation_hook(self, unit: Unit):
@@ -83,13 +87,16 @@ class Calibrator:
             self._watch(unit, out, conv)
         return post
 
-    def _watch(self, unit: Unit, x: torch.Tensor, conv: bool) -> None:
+    def _watch(self, unit: Unit, x: torch.Tensor, conv: bool, channels: int | None = None) -> None:
         if not x.requires_grad:
             return
-        y = channel_view(x.detach(), conv)
+        y = channel_view(x.detach(), conv, channels)
+        if y.shape[1] != unit.num_channels:
+            raise RuntimeError(f"calibration of {unit.name}: its consumer reads {y.shape[1]} features for "
+                               f"{unit.num_channels} channels; cannot map them to channels")
 
         def on_grad(g):
-            g = channel_view(g.detach(), conv)
+            g = channel_view(g.detach(), conv, channels)
             for k, v in feature_stats(y.float(), g.float()).items():
                 self._add(unit.name, k, v)
             if self.per_sample:

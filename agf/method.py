@@ -126,7 +126,12 @@ class StructuredPruning(Method):
 
     def scores(self, scorer: Scorer | None = None, stats: dict | None = None) -> dict[str, torch.Tensor]:
         sc = (scorer or self.scorer).bind(self.units, self.stats if stats is None else stats)
-        return {u.name: sc.unit_scores(u) for u in self.units}
+        out = {u.name: sc.unit_scores(u) for u in self.units}
+        for u in self.units:   # one score per channel, or removal would index the wrong channels
+            if out[u.name].numel() != u.num_channels:
+                raise RuntimeError(f"scorer {sc.name}: {out[u.name].numel()} scores for {u.num_channels} channels "
+                                   f"of {u.name}")
+        return out
 
     def _save_scores(self, ctx) -> None:
         """Every scorer's per-unit scores from this one calibration (+ disjoint calibration subsets)."""
