@@ -7,9 +7,11 @@ so physically pruned models (fewer channels / neurons / heads) reload with ``wei
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,10 @@ SHAPE_ATTRS = ("in_channels", "out_channels", "in_features", "out_features", "nu
 
 class CheckpointError(RuntimeError):
     """A checkpoint file is missing, truncated or not ours; the message names the file."""
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint or model file could not be written (the old file, if any, is untouched)."""
 
 
 def _umask() -> int:
@@ -43,6 +49,13 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:   # torch reports a full disk as "[enforce fail at inline_container.cc]"
+        Path(tmp).unlink(missing_ok=True)
+        free = shutil.disk_usage(path.parent).free if path.parent.exists() else 0
+        cause = "disk full" if (getattr(exc, "errno", None) == errno.ENOSPC or free < (1 << 20)
+                                or "write" in str(exc).lower()) else f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+        raise CheckpointWriteError(f"could not write {path} ({cause}); free space in {path.parent} or pass "
+                                   f"results_dir=<another directory>, then re-run") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -18,14 +18,14 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from .checkpoint import CheckpointError, config_key, load_model, save_model
+from .checkpoint import CheckpointError, CheckpointWriteError, config_key, load_model, save_model
 from .config_check import ConfigError, validate
 from .context import StageContext
 from .data import DatasetUnavailable, create_dataset
 from . import distributed
 from .measure import count_macs, latency_ms, layer_density, param_counts
 from .method import Method
-from .results import ResultsStore, complete_record
+from .results import ResultsStore, StoreWriteError, complete_record
 from .resume import Preempted, ResumeState, run_key, stage_seed
 from .seeding import resolve_device, seed_everything
 from .tracking import Tracker
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 #: Errors a user can cause: reported as one line, recorded as a failed run, never a traceback.
 USER_ERRORS = (ConfigError, DatasetUnavailable, CheckpointError, FileNotFoundError, PermissionError, ValueError,
-               TrainingOutOfMemory)
+               TrainingOutOfMemory, CheckpointWriteError, StoreWriteError)
 
 
 class RunFailed(RuntimeError):

@@ -71,3 +71,30 @@ def test_study_records_go_to_one_file_per_experiment_and_are_read_back(tmp_path)
     assert json.loads(path.read_text())["run_key"] == "k1"
     assert {r["run_id"] for r in store.records()} == {"r1", "r2"}
     assert store.done("k1")["run_id"] == "r1" and store.done("nope") is None
+
+
+def test_without_flock_the_store_falls_back_to_lockf_with_a_warning(tmp_path, monkeypatch):
+    import fcntl
+
+    def no_flock(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    store = ResultsStore(tmp_path)
+    with pytest.warns(RuntimeWarning, match="flock is not supported here; using lockf"):
+        store.append(rec(1))
+    assert [r["run_id"] for r in store.records()] == ["r1"]
+
+
+def test_a_full_disk_while_saving_a_checkpoint_is_one_line_naming_the_path(tmp_path, monkeypatch):
+    import torch
+
+    from experiments import checkpoint
+
+    def full(obj, fh):
+        raise RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 64 vs 0")
+    monkeypatch.setattr(checkpoint.torch, "save", full)
+    with pytest.raises(checkpoint.CheckpointWriteError) as err:
+        checkpoint.atomic_save({"a": torch.zeros(1)}, tmp_path / "m.pt")
+    msg = str(err.value)
+    assert str(tmp_path / "m.pt") in msg and "results_dir=" in msg and "\n" not in msg
+    assert list(tmp_path.iterdir()) == []          # no temp file left behind
