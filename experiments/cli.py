@@ -9,9 +9,6 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from .pipeline import RunFailed, run
-from .resume import (INTERRUPT_EXIT_CODE, PREEMPTION, Preempted, exit_for_requeue, install_preemption_handlers,
-                     preemption_requested)
 
 log = logging.getLogger("flowprune")
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -191,6 +188,10 @@ def main_entry(cfg: DictConfig) -> float | None:
     the sweep goes on, a single run exits with status 1 after printing the error line. A preemption
     signal (SIGTERM/SIGUSR1, or submitit's SIGUSR2) checkpoints at the next step and exits with
     ``REQUEUE_EXIT_CODE`` (or lets submitit requeue the job); re-running the command resumes."""
+    from .pipeline import RunFailed, run   # torch is imported here, not by run.py's preflight
+    from .resume import (INTERRUPT_EXIT_CODE, PREEMPTION, Preempted, exit_for_requeue, install_preemption_handlers,
+                         preemption_requested)
+
     install_preemption_handlers()
     drop_unread_keys(cfg)
     try:
