@@ -25,12 +25,11 @@ TINY = ["trainer.epochs=1", "trainer.max_steps_per_epoch=2", "trainer.progress=f
 
 
 def compose_cfg(overrides: list[str] | None = None, tmp_path: Path | None = None, return_hydra: bool = False):
-    """Compose ``conf/config.yaml`` with overrides; ``results_dir`` and ``data_root`` point at tmp/shared dirs."""
+    """Compose ``conf/config.yaml`` with overrides; ``results_dir`` points at a tmp dir (data: the default root)."""
     GlobalHydra.instance().clear()
     extra = []
     if tmp_path is not None:
         extra.append(f"results_dir={tmp_path}")
-    extra.append(f"data_root={ROOT / 'data'}")
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         overrides = quote_numeric_options(list(overrides or []))   # sparsity=90 works as on the command line
         return compose(config_name="config", overrides=overrides + extra, return_hydra_config=return_hydra)

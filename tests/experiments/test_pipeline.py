@@ -47,7 +47,7 @@ def test_cli_errors_are_one_clear_line(tmp_path):
     cases = [
         (["sparsity.target=1.5"], "error: ConfigError: sparsity.target=1.5"),
         ([f"results_dir={blocker}/sub"], "is not writable"),
-        (["model=nope"], "Could not find 'model/nope'"),
+        (["model=nope"], "error: model=nope is not an option of model; choices: lenet300"),
     ]
     for args, needle in cases:
         extra = [] if args[0].startswith("results_dir") else [f"results_dir={tmp_path}/r"]
