@@ -69,8 +69,11 @@ class StructuredPruning(Method):
                  include_residual: bool = False, ignore: list | None = None, prune_heads: bool = False,
                  round_to: int = 1, finetune: bool = True, from_scratch: bool = False,
                  save_scores: bool = True, signal_batches: int = 0, bn_recalibration_batches: int = 0,
-                 seed: int = 0, lr: float | None = None):
+                 seed: int = 0, lr: float | None = None, scratch_epochs: int | None = None):
         super().__init__(name=name, finetune=finetune, lr=lr)
+        if scratch_epochs is not None and int(scratch_epochs) < 1:
+            raise ValueError(f"method.scratch_epochs={scratch_epochs} must be >= 1 (or null: the pretrain budget)")
+        self.scratch_epochs = None if scratch_epochs is None else int(scratch_epochs)
         if isinstance(scorer, str):
             scorer = create_scorer(scorer, seed=seed)
         elif isinstance(scorer, (dict, DictConfig)):
@@ -204,7 +207,8 @@ class StructuredPruning(Method):
         if self.from_scratch:
             reinitialise(ctx.model)
             ctx.metrics["from_scratch"] = True
-            result = ctx.fit(ctx.model, phase="pretrain", optimizer=self.optimizer_overrides())
+            result = ctx.fit(ctx.model, phase="pretrain", optimizer=self.optimizer_overrides(),
+                             epochs=self.scratch_epochs)
         else:
             result = super().finetune(ctx)
         if self.signal_batches > 0:

@@ -183,11 +183,18 @@ def run_study(spec: StudySpec, launch: Launcher) -> list[dict]:
         if todo:   # one sweep over the whole grid at the selection seed (skip_done skips what exists)
             launch(base, {**{k: v for k, v in spec.grid.items()}, "method.lr": spec.lr_grid,
                           "seed": [spec.select_seed]})
+    if spec.grid and not spec.lr_grid:   # no LR search: the whole grid in one sweep
+        done = done_records(rd)
+        if any(missing([*base, *cell], spec.seeds, done, rd) for cell in spec.cells()):
+            launch(base, {**spec.grid, "seed": spec.seeds})
+        spec = StudySpec(**{**spec.__dict__, "grid": {}})   # nothing left for the per-cell loop below
     chosen = selection(spec, rd)
     done = done_records(rd)
+    waiting = [row for row in chosen if row["lr"] is None and spec.lr_grid]
+    if waiting:
+        print(f"  {len(waiting)} of {len(chosen)} cells wait for their LR-selection runs (missing or failed)", flush=True)
     for row in chosen:
         if row["lr"] is None and spec.lr_grid:
-            print(f"  no LR chosen for {' '.join(row['cell'])} (selection runs missing or failed)", flush=True)
             continue
         cell = [*base, *row["cell"], *([f"method.lr={row['lr']}"] if spec.lr_grid else [])]
         todo = missing(cell, spec.seeds, done, rd)
@@ -222,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         chosen = run_study(spec, Launcher(args.results_dir, args.jobs, args.dry_run,
                                           log_file=Path(args.log) if args.log else None))
         for row in chosen:
-            if spec.lr_grid:
+            if spec.lr_grid and row["lr"] is not None:
                 print(f"  {' '.join(row['cell'])}: lr {row['lr']} (val {row['val_by_lr']})", flush=True)
     return 0
 

@@ -82,3 +82,11 @@ def test_skip_done_returns_the_recorded_run_without_running_it_again(tmp_path):
     assert len(path.read_text().splitlines()) == 1
     other = run(compose_cfg(args + ["method.lr=0.05"], tmp_path))   # another config: it runs
     assert other["run_id"] != first["run_id"] and len(path.read_text().splitlines()) == 2
+
+
+def test_a_grid_without_lr_search_is_one_sweep_over_every_seed(tmp_path):
+    spec = StudySpec(name="t", experiment="study/h2_lenet300", grid={"method.pressure.fixed_lambda": [0.5, 1.0]},
+                     seeds=[0, 1], dense=False)
+    rec = Recorder(tmp_path)
+    run_study(spec, rec)
+    assert rec.calls == [(spec.base(), {"method.pressure.fixed_lambda": [0.5, 1.0], "seed": [0, 1]})]
