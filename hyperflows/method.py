@@ -104,7 +104,8 @@ class HyperflowsCallback(Callback):
                 target_density=scheduler_target(method.target_sparsity, method.regrowth_offset),
                 epochs=method.pruning_epochs * self.ticks, step_size=method.step_size, exponent=method.exponent,
                 aggressivity=method.aggressivity, end_retention=method.end_retention ** (1.0 / self.ticks))
-        self.hold = (DensityHold(100.0 * (1.0 - method.target_sparsity), method.step_size, method.exponent)
+        self.hold = (DensityHold(target_density=100.0 * (1.0 - method.target_sparsity), step_size=method.step_size,
+                                 exponent=method.exponent)
                      if method.closed_loop and self.scheduler is not None else None)
         self.epoch = 0
         self.step_in_epoch = 0

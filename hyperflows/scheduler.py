@@ -63,59 +63,15 @@ def inertia_step(gamma: float, up: float, down: float, above: bool, s: float) ->
     return max(gamma - (s + down), 0.0), 0.0, down + s / 4
 
 
-@dataclass
-class DensityHold:
-    """Closed-loop regrowth: Algorithm 1's γ rule aimed at a constant density D_f (%). γ starts at 0 (λ = 0, the
-    paper's free regrowth) and rises only when regrowth overshoots D_f; it falls back when the density is below."""
+@dataclass(kw_only=True)
+class GammaController:
+    """γ with its inertia (Algorithm 1); λ = γ^p. What the pruning scheduler and the regrowth hold share."""
 
-    target_density: float
-    step_size: float = 0.2
-    exponent: float = 1.5
-    gamma: float = 0.0
-    inertia_up: float = 0.0
-    inertia_down: float = 0.0
-
-    def step(self, density: float) -> float:
-        self.gamma, self.inertia_up, self.inertia_down = inertia_step(
-            self.gamma, self.inertia_up, self.inertia_down, density > self.target_density, self.step_size)
-        return self.lam
-
-    @property
-    def lam(self) -> float:
-        return max(self.gamma, 0.0) ** self.exponent
-
-    def state_dict(self) -> dict:
-        return {"gamma": self.gamma, "inertia_up": self.inertia_up, "inertia_down": self.inertia_down}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.gamma, self.inertia_up, self.inertia_down = state["gamma"], state["inertia_up"], state["inertia_down"]
-
-
-@dataclass
-class PressureScheduler:
-    """γ update with inertia (Algorithm 1); ``step`` returns λ = γ^p for the next epoch."""
-
-    target_density: float        # D* in %
-    epochs: int                  # E_p
     step_size: float = 0.2       # s
     exponent: float = 1.5        # p
-    aggressivity: float = 6.0    # A
-    end_retention: float = 0.999  # r_e
     gamma: float = 0.0
     inertia_up: float = 0.0
     inertia_down: float = 0.0
-
-    def __post_init__(self):
-        self.r_s = solve_r_s(self.target_density, self.epochs, self.aggressivity, self.end_retention)
-        self.expected = trajectory(self.r_s, self.epochs, self.aggressivity, self.end_retention)
-
-    def expected_density(self, e: int) -> float:
-        """D̂(e) for pruning epoch e = 1..E_p (held at D* after)."""
-        return self.expected[min(max(e, 1), self.epochs) - 1]
-
-    def step(self, e: int, density: float) -> float:
-        """Update γ after pruning epoch ``e`` with the measured density (%, strict comparison, A6)."""
-        return self.update(density > self.expected_density(e))
 
     def update(self, above: bool) -> float:
         """One γ move (:func:`inertia_step`); returns λ."""
@@ -132,6 +88,39 @@ class PressureScheduler:
 
     def load_state_dict(self, state: dict) -> None:
         self.gamma, self.inertia_up, self.inertia_down = state["gamma"], state["inertia_up"], state["inertia_down"]
+
+
+@dataclass(kw_only=True)
+class DensityHold(GammaController):
+    """Closed-loop regrowth: Algorithm 1's γ rule aimed at a constant density D_f (%). γ starts at 0 (λ = 0, the
+    paper's free regrowth) and rises only when regrowth overshoots D_f; it falls back when the density is below."""
+
+    target_density: float
+
+    def step(self, density: float) -> float:
+        return self.update(density > self.target_density)
+
+
+@dataclass(kw_only=True)
+class PressureScheduler(GammaController):
+    """Algorithm 1 along the target-density trajectory; ``step`` returns λ = γ^p for the next epoch."""
+
+    target_density: float        # D* in %
+    epochs: int                  # E_p
+    aggressivity: float = 6.0    # A
+    end_retention: float = 0.999  # r_e
+
+    def __post_init__(self):
+        self.r_s = solve_r_s(self.target_density, self.epochs, self.aggressivity, self.end_retention)
+        self.expected = trajectory(self.r_s, self.epochs, self.aggressivity, self.end_retention)
+
+    def expected_density(self, e: int) -> float:
+        """D̂(e) for pruning epoch e = 1..E_p (held at D* after)."""
+        return self.expected[min(max(e, 1), self.epochs) - 1]
+
+    def step(self, e: int, density: float) -> float:
+        """Update γ after pruning epoch ``e`` with the measured density (%, strict comparison, A6)."""
+        return self.update(density > self.expected_density(e))
 
 
 def flow_lr(epoch: int, base_lr: float, pruning_epochs: int, regrowth_scale: float = 5.0,
