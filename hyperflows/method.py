@@ -344,6 +344,10 @@ class Hyperflows(Method):
         for t in ts:
             t.sub_(tau)
         ctx.metrics["snap_flips"] = sum(int((o != (t >= 0)).sum()) for o, t in zip(old, ts))
+        if abs(before - keep / n) > 0.01:   # more than a point: the control failed and the snap is a blind cut
+            log.warning("hyperflows: the closed loop ended at %.2f %% density for %.2f %% asked; snapping %d weights "
+                        "by flow without training after it (expect lost accuracy; give the pruning stage more epochs "
+                        "or a larger flow_lr)", 100 * before, 100 * keep / n, ctx.metrics["snap_flips"])
         log.info("hyperflows: density %.4f %% -> %.4f %% (closed-loop snap, %d flips)", 100 * before,
                  100 * sum(int((t >= 0).sum()) for t in ts) / n, ctx.metrics["snap_flips"])
 
