@@ -23,6 +23,9 @@ HEADERS = {"id": "claim", "paper": "paper's statement and number", "setting": "o
            "delta": "paired Δ (95% CI, wins)", "verdict": "verdict", "command": "reproduce"}
 #: claims of the study issue still without records: id -> what they test
 PLANNED = {
+    "H1": "Hyperflows matches or beats every baseline at 90/95/98 % (Table 1)",
+    "H3": "regrowth recovers accuracy after pruning (same final sparsity and budget)",
+    "C1": "the paper's open-loop controller (Algorithm 1 + fixed rho) delivers the asked sparsity",
     "H2": "sparsity-pressure power law (eq. 15 vs pure law) on runs whose smallest λ has stopped moving",
     "A1": "AGF best scorer at 75 % channel removal (stress test)",
     "A2": "phase transition: inherited weights collapse vs scratch at extreme width",
@@ -37,8 +40,8 @@ def build(results_dir) -> pd.DataFrame:
     have = {r["id"].split()[0] for r in rows}
     for cid, what in PLANNED.items():
         if cid not in have:
-            rows.append({"id": cid, "paper": what, "setting": "", "ours": "", "delta": "", "verdict": "not run",
-                         "command": "make study"})
+            rows.append({"id": cid, "paper": what, "setting": "", "ours": "", "delta": "",
+                         "verdict": "not run yet (< 3 paired seeds)", "command": "make study"})
     return pd.DataFrame(rows, columns=COLUMNS).rename(columns=HEADERS)
 
 

@@ -25,6 +25,7 @@ STUDIES = {"lenet300": "h1_lenet300", "lenet5": "h1_lenet5"}
 BASELINES = ("gmp", "rigl", "granet", "snip", "synflow", "magnitude")
 TOLERANCE = 0.003   # achieved sparsity within ±0.3 points of the target (the protocol)
 CELL = ["model", "target", "method", "variant"]
+MIN_SEEDS = 3       # a paired comparison needs this many common seeds
 
 
 def variant_of(cfg: dict) -> str:
@@ -100,7 +101,7 @@ def paired(final: pd.DataFrame, model: str, target: float, a: tuple[str, str], b
         return g.set_index("seed")["test_acc"]
     sa, sb = by_seed(a), by_seed(b)
     seeds = sorted(set(sa.index) & set(sb.index))
-    if len(seeds) < 2:
+    if len(seeds) < MIN_SEEDS:
         return None
     d = paired_delta(sa.loc[seeds].values, sb.loc[seeds].values, direction=direction)
     return {"delta": d, "verdict": verdict(d, direction), "a_mean": float(sa.loc[seeds].mean()),
