@@ -97,3 +97,33 @@ def test_reports_survive_garbage_bytes_in_the_store(tmp_path):
                          cwd=ROOT, capture_output=True, text=True, timeout=120, env=ENV)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "skipped 1 unreadable line" in out.stderr and (tmp_path / "tables" / "t.md").exists()
+
+
+def test_results_dir_set_by_a_preset_is_checked_before_hydra_starts(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    conf = tmp_path / "userconf" / "experiment"
+    conf.mkdir(parents=True)
+    (conf / "mine.yaml").write_text(f"# @package _global_\nexperiment_name: mine\nresults_dir: {afile}/sub\n")
+    out = cli(tmp_path, f"hydra.searchpath=[file://{tmp_path / 'userconf'}]", "experiment=mine", results_dir=False)
+    assert out.returncode == 2 and "Traceback" not in out.stdout + out.stderr
+    assert f"results_dir={afile}/sub is not writable" in out.stderr.strip().splitlines()[-1]
+
+
+def test_a_run_elsewhere_writes_nothing_into_the_checkout(tmp_path):
+    def status():
+        out = subprocess.run(["git", "status", "--ignored", "--porcelain"], cwd=ROOT, capture_output=True, text=True)
+        return {line for line in out.stdout.splitlines() if "__pycache__" not in line and ".pytest_cache" not in line}
+    if subprocess.run(["git", "rev-parse"], cwd=ROOT, capture_output=True).returncode != 0:
+        pytest.skip("not a git checkout")
+    before = status()
+    out = cli(tmp_path, "method=dense", "stages=[pretrain,evaluate]", "logger=wandb")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert status() == before
+
+
+def test_failed_runs_leave_no_torn_line(tmp_path):
+    cli(tmp_path, "dataset.train_subset=0")
+    for path in (tmp_path / "r" / "runs").glob("*.jsonl"):
+        raw = path.read_bytes()
+        assert raw.endswith(b"\n") and all(__import__("json").loads(l) for l in raw.splitlines())
