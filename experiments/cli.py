@@ -205,6 +205,10 @@ def main_entry(cfg: DictConfig) -> float | None:
               flush=True)
         sys.exit(INTERRUPT_EXIT_CODE)
     except RunFailed as exc:
+        if exc.__cause__ is not None:   # a genuine bug: its traceback, then the one-line summary last
+            import traceback
+
+            traceback.print_exception(exc.__cause__, file=sys.stderr)
         print(f"error: {exc.args[0]}", file=sys.stderr, flush=True)
         if _is_multirun():
             return None

@@ -90,3 +90,10 @@ class DumpingHyperflows(_DumpMasks, Hyperflows):
 
 class DumpingRigL(_DumpMasks, RigL):
     pass
+
+
+class BuggyMethod(Method):
+    """A method with a genuine bug (not a user error): the CLI must keep its traceback."""
+
+    def prune(self, ctx):
+        return {}["missing"]

@@ -124,3 +124,18 @@ def test_wandb_errors_never_kill_a_run(tiny_cfg, monkeypatch, caplog, init_fails
     assert record["status"] == "ok" and record["metrics"]["test_acc"] > 0
     assert calls == (["online", "offline"] if init_fails else ["online"])   # online falls back to offline
     assert "wandb" in caplog.text
+
+
+def test_a_genuine_bug_keeps_its_traceback_and_ends_with_the_one_line_summary(tiny_cfg, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "_is_multirun", lambda: True)
+    cli.main_entry(tiny_cfg("method=dense", "method._target_=ddp_mask_method.BuggyMethod", "experiment_name=failures"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("Traceback") and any("BuggyMethod" in line or "'missing'" in line for line in err)
+    assert err[-1] == "error: KeyError: 'missing'"
+
+
+def test_a_user_error_has_no_traceback(tiny_cfg, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "_is_multirun", lambda: True)
+    cli.main_entry(tiny_cfg("method=dense", "dataset.test_subset=100000000", "experiment_name=failures"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ConfigError: dataset.test_subset=100000000 is larger")
