@@ -1,0 +1,58 @@
+"""Study reports on synthetic records: LR chosen on val, paired claims, the H2 curvature verdict."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+import study_hyperflows  # noqa: E402
+
+from experiments.results import ResultsStore  # noqa: E402
+
+
+def record(method, target, lr, seed, val, test, sparsity=None, variant=None, experiment="study/h1_lenet300"):
+    m = {"name": method, "lr": lr, "pruning_fraction": 0.625, "scheduler": {"control": "closed_loop"}}
+    if variant == "no_regrowth":
+        m["pruning_fraction"] = 1.0
+    return {"run_id": f"{method}-{target}-{lr}-{seed}-{variant}", "experiment": experiment, "status": "ok", "seed": seed,
+            "config": {"method": m, "model": {"name": "lenet300"}, "dataset": {"name": "fashion_mnist"},
+                       "sparsity": {"target": target}, "trainer": {"pretrain": {"epochs": 40}}, "stages": []},
+            "metrics": {"val_acc": val, "test_acc": test, "test_acc_best": test,
+                        "sparsity": target if sparsity is None else sparsity}}
+
+
+def test_h1_cells_use_the_lr_chosen_on_validation_and_claims_pair_by_seed(tmp_path):
+    store = ResultsStore(tmp_path)
+    for lr, val in ((0.01, 80.0), (0.03, 85.0), (0.1, 82.0)):   # gmp: 0.03 wins on val (test says 0.1)
+        store.append(record("gmp", 0.9, lr, 0, val, 90.0 if lr == 0.1 else 88.0), study=True)
+    for lr, val in ((0.01, 81.0), (0.03, 80.0), (0.1, 79.0)):
+        store.append(record("hyperflows", 0.9, lr, 0, val, 89.0), study=True)
+    for seed in (1, 2):
+        store.append(record("gmp", 0.9, 0.03, seed, 85.0, 88.0 + seed * 0.1), study=True)
+        store.append(record("hyperflows", 0.9, 0.01, seed, 81.0, 89.0 + seed * 0.2), study=True)
+    df, spec = study_hyperflows.study_runs(tmp_path, "h1_lenet300")
+    assert study_hyperflows.chosen_lrs(df, spec) == {("lenet300", 0.9, "gmp"): 0.03, ("lenet300", 0.9, "hyperflows"): 0.01}
+    final = study_hyperflows.final_runs(df, spec)
+    assert sorted(final["lr"].unique()) == [0.01, 0.03] and len(final) == 6
+    rows = [r for r in study_hyperflows.claims(tmp_path) if r["id"].startswith("H1")]
+    diffs = np.array([89.0, 89.2, 89.4]) - np.array([88.0, 88.1, 88.2])
+    assert rows[0]["verdict"] == "holds" and rows[0]["delta"].startswith(f"{diffs.mean():+.2f}")
+
+
+def test_h2_curvature_verdict_from_per_seed_fits(tmp_path):
+    store = ResultsStore(tmp_path)
+    lams = [2.0 ** k for k in range(-6, 4)]
+    rng = np.random.default_rng(0)
+    for seed in range(3):
+        for lam in lams:   # eq. (15) with α1 = 0.1, c = 5 %, α0 = 0.8, 1 % noise; a settled density curve
+            d = 5.0 * lam ** -(0.8 + 0.1 * np.log(lam)) * (1 + 0.01 * rng.standard_normal())
+            r = record("hyperflows", 0.9, None, seed, None, 80.0, experiment="study/h2_lenet300")
+            r["config"]["method"]["pressure"] = {"fixed_lambda": lam}
+            r["metrics"].update(density=d / 100, hyperflows_history={"density": [100.0] * 20 + [d] * 20})
+            store.append(r, study=True)
+    (row,) = study_hyperflows.h2_claims(tmp_path)
+    assert row["verdict"] == "holds" and row["delta"].startswith("+0.1")
