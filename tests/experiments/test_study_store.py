@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.results import ResultsStore, read_records
+from experiments.results import read_records
 
 ROOT = Path(__file__).resolve().parents[2]
 STORE = ROOT / "results" / "store"
