@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -26,6 +27,26 @@ from .optim import create_optimizer
 from .schedule import LRSchedule
 
 log = logging.getLogger(__name__)
+
+
+def progress_on_terminal() -> bool:
+    """tqdm's bar only where someone watches it: off a TTY (SLURM, nohup, CI) its carriage-return frames would
+    fill the log file."""
+    return sys.stderr.isatty()
+
+
+class Heartbeat:
+    """Off a TTY, a long epoch logs "x % of epoch" at most every ``every`` seconds (none for short epochs)."""
+
+    def __init__(self, desc: str, total: int | None, every: float = 60.0):
+        self.desc, self.total, self.every = desc, total, every
+        self.next = time.perf_counter() + every
+
+    def __call__(self, step: int) -> None:
+        now = time.perf_counter()
+        if now >= self.next and self.total:
+            self.next = now + self.every
+            log.info("[%s] %d %% of epoch (%d/%d steps)", self.desc, 100 * step // self.total, step, self.total)
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -176,9 +197,13 @@ class Trainer:
         total = len(self.train_loader) if hasattr(self.train_loader, "__len__") else None
         if self.max_steps_per_epoch and total:
             total = min(total, self.max_steps_per_epoch)
-        bar = tqdm(self.train_loader, total=total, desc=f"{self.phase} {epoch + 1}/{self.schedule.epochs}",
-                   leave=False, disable=not self.progress, mininterval=0.5)
+        desc = f"{self.phase} {epoch + 1}/{self.schedule.epochs}"
+        bar = tqdm(self.train_loader, total=total, desc=desc, leave=False, mininterval=0.5,
+                   disable=not (self.progress and progress_on_terminal()))
+        beat = Heartbeat(desc, total) if self.progress and not progress_on_terminal() else None
         for step, (x, y) in enumerate(bar):
+            if beat is not None:
+                beat(step)
             if self.max_steps_per_epoch and step >= self.max_steps_per_epoch:
                 break
             if step < skip:  # batches done before the preemption: drawn (same RNG use), not trained

@@ -123,3 +123,18 @@ def test_best_and_final_accuracy_tracking():
     accs = [h["test_acc"] for h in res.history]
     assert res.best_test_acc == max(accs) and res.final_test_acc == accs[-1]
     assert res.test_at_best_val == accs[[h["val_acc"] for h in res.history].index(res.best_val_acc)]
+
+
+def test_no_progress_bar_frames_off_a_terminal_and_a_heartbeat_for_long_epochs(capsys, monkeypatch, caplog):
+    import logging
+
+    from experiments.train import trainer as trainer_mod
+
+    monkeypatch.setattr(trainer_mod, "progress_on_terminal", lambda: False)
+    Trainer(_model(), _loader(), {}, create_schedule(1, 0.1), OPT, progress=True).fit()
+    captured = capsys.readouterr()
+    assert "\r" not in captured.err + captured.out
+    beat = trainer_mod.Heartbeat("finetune 1/3", total=100, every=0.0)
+    with caplog.at_level(logging.INFO, logger=trainer_mod.__name__):
+        beat(40)
+    assert "[finetune 1/3] 40 % of epoch (40/100 steps)" in caplog.text
