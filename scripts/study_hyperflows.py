@@ -43,12 +43,14 @@ def variant_of(cfg: dict) -> str:
 
 def extra(r: dict) -> dict:
     cfg = r.get("config") or {}
-    return {"lr": (cfg.get("method") or {}).get("lr"), "variant": variant_of(cfg)}
+    return {"lr": (cfg.get("method") or {}).get("lr"), "variant": variant_of(cfg),
+            "pretrain_epochs": ((cfg.get("trainer") or {}).get("pretrain") or {}).get("epochs")}
 
 
 def study_runs(results_dir, study: str) -> tuple[pd.DataFrame, StudySpec]:
     spec = StudySpec.load(study)
-    df = load_runs(results_dir, spec.experiment, extra=extra, key=["lr", "variant"], study_only=True)
+    df = load_runs(results_dir, spec.experiment, extra=extra, key=["lr", "variant", "pretrain_epochs"],
+                   study_only=True)
     return df, spec
 
 
@@ -243,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         final = final_runs(df, spec)
         dense = df[df["method"] == "dense"]
+        dense = dense[dense["pretrain_epochs"] == dense["pretrain_epochs"].max()]   # not the plateau check
         note = (f"Study {study} (`python -m experiments.study {study}`): final-epoch test accuracy (%), mean ± std "
                 f"over seeds at the LR chosen on validation (seed {spec.select_seed}, grid {spec.lr_grid}); peak is "
                 f"secondary and chosen on test, so it is not a headline.")
