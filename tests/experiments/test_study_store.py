@@ -57,6 +57,8 @@ def test_every_pruned_record_delivers_the_asked_sparsity():
         target = (r["config"].get("sparsity") or {}).get("target")
         if r["config"]["method"]["name"] == "dense" or not r["experiment"].startswith("study/h1"):
             continue
+        if (r["config"]["method"].get("scheduler") or {}).get("control") == "open_loop":
+            continue   # the paper's open-loop controller runs beside as a finding (claim C1), not a table entry
         assert abs(r["metrics"]["sparsity"] - target) <= TOLERANCE + 1e-9, (
             f"{r['run_id']} {r['config']['method']['name']}: {r['metrics']['sparsity']:.4f} for {target}")
 
