@@ -130,7 +130,7 @@ def drop_unread_keys(cfg: DictConfig) -> list[str]:
         task = list(HydraConfig.get().overrides.task)
     except Exception:  # noqa: BLE001 - not inside a Hydra app
         return []
-    known_roots = set(OmegaConf.to_container(cfg, resolve=False)) - set()
+    known_roots = set(OmegaConf.to_container(cfg, resolve=False))
     dropped = []
     for arg in task:
         if not arg.startswith("+") or arg.startswith("++") or "=" not in arg:

@@ -181,22 +181,21 @@ def run_study(spec: StudySpec, launch: Launcher) -> list[dict]:
         todo = [cell for cell in spec.cells() for lr in spec.lr_grid
                 if missing([*base, *cell, f"method.lr={lr}"], [spec.select_seed], done, rd)]
         if todo:   # one sweep over the whole grid at the selection seed (skip_done skips what exists)
-            launch(base, {**{k: v for k, v in spec.grid.items()}, "method.lr": spec.lr_grid,
+            launch(base, {**spec.grid, "method.lr": spec.lr_grid,
                           "seed": [spec.select_seed]})
     if spec.grid and not spec.lr_grid:   # no LR search: the whole grid in one sweep
         done = done_records(rd)
         if any(missing([*base, *cell], spec.seeds, done, rd) for cell in spec.cells()):
             launch(base, {**spec.grid, "seed": spec.seeds})
-        spec = StudySpec(**{**spec.__dict__, "grid": {}})   # nothing left for the per-cell loop below
-    chosen = selection(spec, rd)
+    chosen = selection(spec, rd) if spec.lr_grid else []   # without an LR search the sweep above ran every cell
     done = done_records(rd)
-    waiting = [row for row in chosen if row["lr"] is None and spec.lr_grid]
+    waiting = [row for row in chosen if row["lr"] is None]
     if waiting:
         print(f"  {len(waiting)} of {len(chosen)} cells wait for their LR-selection runs (missing or failed)", flush=True)
     for row in chosen:
-        if row["lr"] is None and spec.lr_grid:
+        if row["lr"] is None:
             continue
-        cell = [*base, *row["cell"], *([f"method.lr={row['lr']}"] if spec.lr_grid else [])]
+        cell = [*base, *row["cell"], f"method.lr={row['lr']}"]
         todo = missing(cell, spec.seeds, done, rd)
         if todo:
             launch(cell, {"seed": todo})
