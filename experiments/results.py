@@ -215,13 +215,13 @@ class ResultsStore:
             out.extend(read_records(path))
         return out
 
+    def done_by_key(self) -> dict[str, dict]:
+        """run key -> the last ok record with that key."""
+        return {r["run_key"]: r for r in self.records() if r.get("status") == "ok" and r.get("run_key")}
+
     def done(self, run_key: str) -> dict | None:
         """The last ok record of run key ``run_key`` (``skip_done``), or None."""
-        hit = None
-        for r in self.records():
-            if r.get("run_key") == run_key and r.get("status") == "ok":
-                hit = r
-        return hit
+        return self.done_by_key().get(run_key)
 
     def dataframe(self, records: Iterable[dict] | None = None):
         """Records flattened into a pandas DataFrame (``metrics.test_acc``, ``config.model.name`` ...)."""

@@ -101,11 +101,7 @@ def plateau_epochs(cfg) -> int:
 
 def done_records(results_dir: str | Path) -> dict[str, dict]:
     """run key -> the last ok record."""
-    out = {}
-    for r in ResultsStore(results_dir).records():
-        if r.get("status") == "ok" and r.get("run_key"):
-            out[r["run_key"]] = r
-    return out
+    return ResultsStore(results_dir).done_by_key()
 
 
 def choose_lr(val_by_lr: dict[float, float | None]) -> float | None:
