@@ -1,10 +1,10 @@
 """Selection and signal analyses (spec §5): Jaccard / Spearman between scorers and calibration subsets,
-dynamic range of the per-input gradient signal, AUROC of zero-cost signals for "the pruned model is wrong"."""
+dynamic range of the per-input gradient signal (the AUROC of zero-cost signals is ``experiments.stats.auroc``)."""
 from __future__ import annotations
 
 import torch
 
-from .selection import jaccard, keep_count, topk_sorted
+from experiments.sparsity.selection import jaccard, keep_count, topk_sorted
 
 
 def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -32,12 +32,3 @@ def dynamic_range(signal: torch.Tensor) -> dict[str, float]:
     s = signal.double().clamp_min(1e-30)
     q = torch.quantile(s, torch.tensor([0.01, 0.99], dtype=torch.float64))
     return {"p99_p1": float(q[1] / q[0]), "max_min": float(s.max() / s.min())}
-
-
-def auroc(score: torch.Tensor, positive: torch.Tensor) -> float:
-    """Area under the ROC curve of ``score`` for the boolean labels ``positive`` (Mann–Whitney U, ties ½)."""
-    pos, neg = score[positive].double(), score[~positive].double()
-    if len(pos) == 0 or len(neg) == 0:
-        return float("nan")
-    diff = pos.unsqueeze(1) - neg.unsqueeze(0)
-    return float(((diff > 0).double() + 0.5 * (diff == 0).double()).mean())

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .units import Unit
+from experiments.sparsity.units import Unit
 
 
 def channel_view(x: torch.Tensor, conv: bool, channels: int | None = None) -> torch.Tensor:

@@ -14,13 +14,14 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from experiments.method import Method
+from experiments.sparsity.removal import channel_ratio_for, remove_channels
+from experiments.sparsity.selection import select_keep
+from experiments.sparsity.units import find_units
+from experiments.stats import auroc
 
 from . import analysis
 from .calibration import Calibrator
-from .removal import channel_ratio_for, remove_channels
 from .scorers import SCORERS, Scorer, create_scorer
-from .selection import select_keep
-from .units import find_units
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +196,7 @@ class StructuredPruning(Method):
 
     def _step_cost_target(self, ctx, overall: float) -> float:
         """Reduction relative to the current model that reaches ``overall`` relative to the dense one."""
-        from .removal import cost
+        from experiments.sparsity.removal import cost
         example = ctx.data.example_input(1)
         if "_dense_cost" not in self.__dict__:
             self._dense_cost = cost(ctx.model, example, self.target_kind)
@@ -231,7 +232,7 @@ class StructuredPruning(Method):
             wrong = logits.argmax(1) != labels
             conf = logits.softmax(1).max(1).values
             # higher score = more likely wrong: low confidence, high gradient signal, low activation energy
-            ctx.metrics["auroc_wrong_confidence"] = analysis.auroc(-conf, wrong)
-            ctx.metrics["auroc_wrong_signal"] = analysis.auroc(s, wrong)
-            ctx.metrics["auroc_wrong_act_l1"] = analysis.auroc(-act_l1, wrong)
+            ctx.metrics["auroc_wrong_confidence"] = auroc(-conf, wrong)
+            ctx.metrics["auroc_wrong_signal"] = auroc(s, wrong)
+            ctx.metrics["auroc_wrong_act_l1"] = auroc(-act_l1, wrong)
             ctx.metrics["pruned_error_rate_signal_set"] = float(wrong.double().mean())

@@ -13,7 +13,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from .units import Unit, group_members
+from experiments.sparsity.units import Unit, group_members
 
 ScoreFn = Callable[[nn.Module, dict, int, "Scorer"], torch.Tensor]
 SCORERS: dict[str, tuple[ScoreFn, str]] = {}   # name -> (fn, what it needs: none|forward|gradient)

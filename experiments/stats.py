@@ -3,6 +3,7 @@
 Runs of a comparison are paired by seed (same dense checkpoint, same data order): the claim "A beats B" is
 judged on the per-seed differences d_i = A_i − B_i, with a two-sided Student-t interval for their mean, or a
 percentile bootstrap over the pairs (or over test samples, for the routing claims).
+Also the AUROC that AGF's signal analysis and the routing report share.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Sequence
 
 import numpy as np
 from scipy import stats as _st
+from scipy.stats import rankdata
 
 HOLDS, CONTRADICTED, INCONCLUSIVE = "holds", "contradicted", "inconclusive"
 
@@ -96,3 +98,15 @@ def verdict(delta: PairedDelta, direction: int = 1) -> str:
     if high < 0:
         return CONTRADICTED
     return INCONCLUSIVE
+
+
+def auroc(scores, positive) -> float:
+    """Probability that a random positive gets a higher score than a random negative (ties count ½): the
+    Mann–Whitney U statistic over the product of class sizes. Arrays or CPU tensors; NaN if a class is empty."""
+    s = np.asarray(scores, dtype=float)
+    y = np.asarray(positive, dtype=bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    u = rankdata(s)[y].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .drop_grow import global_magnitude_prune
-from .masked_method import set_masks
-from .masking import apply_masks_, global_magnitude_masks, original_weights
-from .schedules import gmp_sparsity
+from experiments.sparsity.drop_grow import global_magnitude_prune
+from experiments.sparsity.masks import apply_masks_, global_magnitude_masks, original_weights, set_masks
+from experiments.sparsity.schedules import gmp_sparsity
+
 from .scheduled_method import ScheduledMaskedMethod
 
 if TYPE_CHECKING:  # pragma: no cover

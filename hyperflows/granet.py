@@ -20,9 +20,10 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from .drop_grow import dense_gradients, drop_and_grow_layers
+from experiments.sparsity.drop_grow import dense_gradients, drop_and_grow_layers
+from experiments.sparsity.schedules import granet_regen_rate
+
 from .gmp import GradualMagnitude
-from .schedules import granet_regen_rate
 
 if TYPE_CHECKING:  # pragma: no cover
     from experiments.train import Trainer

@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from experiments.distributed import all_reduce_
+from experiments.sparsity.masks import keep_top, original_weights
 
-from .masking import keep_top, original_weights
 from .scheduled_method import ScheduledMaskedMethod
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -5,8 +5,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from experiments.sparsity.masks import global_magnitude_masks, original_weights
+
 from .masked_method import MaskedMethod
-from .masking import global_magnitude_masks, original_weights
 
 if TYPE_CHECKING:  # pragma: no cover
     from experiments.context import StageContext

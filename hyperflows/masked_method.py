@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from experiments.method import Method
+from experiments.sparsity.masks import (BinaryMask, apply_masks_, attach_masks, current_masks, density, finalize,
+                                        mask_modules, set_masks)
 from experiments.train import Callback
-
-from .masking import BinaryMask, apply_masks_, attach_masks, current_masks, density, finalize, mask_modules
 
 if TYPE_CHECKING:  # pragma: no cover
     from experiments.context import StageContext
@@ -89,15 +89,3 @@ class MaskedMethod(Method):
 
     def finalize(self, model: nn.Module) -> nn.Module:
         return finalize(model)
-
-
-@torch.no_grad()
-def set_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
-    """Write ``masks`` (name -> bool tensor) into the model's BinaryMasks and zero the pruned weights."""
-    modules = mask_modules(model)
-    missing = set(masks) - set(modules)
-    if missing:
-        raise KeyError(f"no mask on layers {sorted(missing)}")
-    for name, m in masks.items():
-        modules[name].set_mask(m)
-    apply_masks_(model)

@@ -31,11 +31,11 @@ import torch
 from torch import nn
 
 from experiments.method import Method
+from experiments.sparsity.flow_mask import attach_flow_masks, flow_parameters
+from experiments.sparsity.masks import finalize, layer_densities, original_weights
 from experiments.train import Callback, ExtraOptimizer
 
 from . import figures
-from .flow_mask import attach_flow_masks, flow_parameters
-from .masking import finalize, layer_densities, original_weights
 from .pressure import add_pressure_grad_, pressure_loss
 from .scheduler import DensityHold, PressureScheduler, flow_lr, scheduler_target, snap_threshold
 

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .drop_grow import dense_gradients, drop_and_grow_layers
-from .masking import original_weights
-from .schedules import apportion, erk_densities, rigl_drop_fraction
+from experiments.sparsity.drop_grow import dense_gradients, drop_and_grow_layers
+from experiments.sparsity.masks import original_weights
+from experiments.sparsity.schedules import apportion, erk_densities, rigl_drop_fraction
+
 from .scheduled_method import ScheduledMaskedMethod
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .drop_grow import set_tap
+from experiments.sparsity.drop_grow import set_tap
+from experiments.sparsity.masks import mask_modules, original_weights
+
 from .masked_method import MaskCallback, MaskedMethod
-from .masking import mask_modules, original_weights
 
 if TYPE_CHECKING:  # pragma: no cover
     from experiments.context import StageContext

@@ -18,9 +18,9 @@ import torch
 from torch import nn
 
 from experiments.distributed import broadcast_
+from experiments.sparsity.masks import keep_top, mask_modules, original_weights
+from experiments.sparsity.schedules import exponential_densities
 
-from .masking import keep_top, mask_modules, original_weights
-from .schedules import exponential_densities
 from .scheduled_method import ScheduledMaskedMethod
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -15,10 +15,10 @@ from torch import nn
 
 from experiments.checkpoint import load_model
 from experiments.measure import count_macs
+from experiments.stats import auroc
 
 from .cache import SplitOutputs, collect_split
 from .costs import break_even_rate, random_expected_accuracy
-from .metrics import auroc
 from .pareto import pareto_mask
 from .plot import plot_routing
 from .policies import ZERO_COST, Policy, create_policy

@@ -28,12 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agf.calibration import Calibrator  # noqa: E402
-from agf.removal import remove_channels  # noqa: E402
+from experiments.sparsity.removal import remove_channels  # noqa: E402
 from agf.scorers import create_scorer  # noqa: E402
-from agf.selection import select_keep  # noqa: E402
-from agf.units import find_units  # noqa: E402
 from experiments.measure import count_macs, inference_copy, latency_ms  # noqa: E402
 from experiments.models import create_model  # noqa: E402
+from experiments.sparsity.selection import select_keep  # noqa: E402
+from experiments.sparsity.units import find_units  # noqa: E402
 from reporting import markdown  # noqa: E402
 
 

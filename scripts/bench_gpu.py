@@ -4,9 +4,9 @@ Each regime trains the same registry model on batches already resident on the de
 trainer's fast-path options (bf16 autocast and channels_last on CUDA, optional ``torch.compile``):
 
 - ``dense``: plain SGD training (the dense baseline and fine-tuning of physically pruned models);
-- ``masked``: ``hyperflows.masking.BinaryMask`` on every conv/linear weight (what GMP, RigL, GraNet,
+- ``masked``: ``experiments.sparsity.masks.BinaryMask`` on every conv/linear weight (what GMP, RigL, GraNet,
   magnitude and SNIP cost per step, without their mask updates);
-- ``hyperflows``: ``hyperflows.flow_mask.FlowMask`` on every weight, the pressure gradient and the (fused)
+- ``hyperflows``: ``experiments.sparsity.flow_mask.FlowMask`` on every weight, the pressure gradient and the (fused)
   Adam on t (Hyperflows §1-2). ``scripts/bench_hyperflows.py`` times the full methods inside ``Trainer``. Regimes alternate within one process (dense, masked, hyperflows, dense, ...) and the
 median of the repeats is reported, so machine drift hits all of them.
 
@@ -30,9 +30,9 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from experiments.models import create_model  # noqa: E402
-from hyperflows.flow_mask import attach_flow_masks, flow_parameters  # noqa: E402
-from hyperflows.masked_method import set_masks  # noqa: E402
-from hyperflows.masking import BinaryMask, attach_masks, global_magnitude_masks, original_weights  # noqa: E402
+from experiments.sparsity.flow_mask import attach_flow_masks, flow_parameters  # noqa: E402
+from experiments.sparsity.masks import (BinaryMask, attach_masks, global_magnitude_masks, original_weights,  # noqa: E402
+                                        set_masks)
 from hyperflows.method import adam  # noqa: E402
 from hyperflows.pressure import add_pressure_grad_  # noqa: E402
 

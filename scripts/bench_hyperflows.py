@@ -3,7 +3,7 @@
 Each regime is the project's own ``Trainer.train_epoch`` over the same in-memory batches:
 
 - ``dense``: the plain model, SGD;
-- ``masked``: ``hyperflows.masking.BinaryMask`` on every Conv2d/Linear weight + the baselines'
+- ``masked``: ``experiments.sparsity.masks.BinaryMask`` on every Conv2d/Linear weight + the baselines'
   ``MaskCallback`` (masks re-applied, momentum masked after each step);
 - ``hyperflows``: ``FlowMask`` on every weight + ``HyperflowsCallback`` (pressure gradient each step,
   Adam on t, scheduler ticks), with a non-zero λ so the pressure path runs.
@@ -30,10 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from experiments.models import create_model  # noqa: E402
+from experiments.sparsity.flow_mask import attach_flow_masks  # noqa: E402
 from experiments.train import Trainer, create_schedule  # noqa: E402
-from hyperflows.flow_mask import attach_flow_masks  # noqa: E402
-from hyperflows.masked_method import MaskedMethod, MaskCallback, set_masks  # noqa: E402
-from hyperflows.masking import BinaryMask, attach_masks, global_magnitude_masks, original_weights  # noqa: E402
+from hyperflows.masked_method import MaskedMethod, MaskCallback  # noqa: E402
+from experiments.sparsity.masks import (BinaryMask, attach_masks, global_magnitude_masks, original_weights,  # noqa: E402
+                                        set_masks)
 from hyperflows.method import Hyperflows, HyperflowsCallback  # noqa: E402
 
 REGIMES = ("dense", "masked", "hyperflows")

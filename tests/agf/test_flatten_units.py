@@ -7,8 +7,8 @@ import torch.nn.functional as F
 
 from agf.calibration import Calibrator
 from agf.scorers import SCORERS, create_scorer
-from agf.units import find_units
 from experiments.models import create_model
+from experiments.sparsity.units import find_units
 
 
 def lenet5_and_batches(n_batches=3, bs=16):

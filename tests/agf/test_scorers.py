@@ -4,7 +4,7 @@ import torch.nn.functional as F
 
 from agf.calibration import Calibrator
 from agf.scorers import create_scorer
-from agf.units import find_units
+from experiments.sparsity.units import find_units
 
 from agf_toy import Toy, batches
 
@@ -102,7 +102,7 @@ def test_snip_uses_mean_gradient():
 
 def test_group_importance_and_random_seeded():
     model, units, _, stats = setup()
-    from agf.units import build_graph, out_fn
+    from experiments.sparsity.units import build_graph, out_fn
     dg = build_graph(model, torch.zeros(1, 2, 6, 6))
     sc = create_scorer("agf").bind(units, stats)
     group = dg.get_pruning_group(model.conv1, out_fn(model.conv1), idxs=[2, 4])

@@ -5,8 +5,9 @@ import pytest
 import torch
 from scipy import stats as sps
 
-from agf.analysis import auroc, dynamic_range, spearman, topk_jaccard
-from agf.selection import jaccard, keep_count, select_keep
+from agf.analysis import dynamic_range, spearman, topk_jaccard
+from experiments.sparsity.selection import jaccard, keep_count, select_keep
+from experiments.stats import auroc
 
 
 def test_keep_count_worked_examples():

@@ -12,8 +12,8 @@ from torch import nn
 
 from experiments.distributed import all_reduce_, rank
 from experiments.method import Method
+from experiments.sparsity.masks import current_masks
 from experiments.train import Callback
-from hyperflows.masking import current_masks
 from hyperflows.method import Hyperflows
 from hyperflows.rigl import RigL
 

@@ -14,14 +14,14 @@ from torch import nn
 from conftest import TINY, compose_cfg
 from experiments.context import StageContext
 from experiments.pipeline import run
-from hyperflows.drop_grow import drop_and_grow, global_magnitude_prune
+from experiments.sparsity.drop_grow import drop_and_grow, global_magnitude_prune
 from hyperflows.granet import GraNet
 from hyperflows.grasp import class_balanced_sample, grasp_scores
 from hyperflows.gmp import GradualMagnitude
-from hyperflows.masked_method import set_masks
-from hyperflows.masking import BinaryMask, apply_masks_, attach_masks, current_masks, mask_modules, original_weights
+from experiments.sparsity.masks import (BinaryMask, apply_masks_, attach_masks, current_masks, mask_modules,
+                                        original_weights, set_masks)
 from hyperflows.rigl import RigL, layer_counts
-from hyperflows.schedules import (apportion, erk_densities, exponential_densities, gmp_sparsity, granet_regen_rate,
+from experiments.sparsity.schedules import (apportion, erk_densities, exponential_densities, gmp_sparsity, granet_regen_rate,
                                   rigl_drop_fraction)
 from hyperflows.snip import snip_scores
 from hyperflows.synflow import linearized_copy, synflow_masks, synflow_scores

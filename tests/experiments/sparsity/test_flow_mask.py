@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hyperflows.flow_mask import attach_flow_masks, flow_masked_weight, flow_parameters
-from hyperflows.masking import current_masks, finalize, global_magnitude_masks, keep_top, original_weights
+from experiments.sparsity.flow_mask import attach_flow_masks, flow_masked_weight, flow_parameters
+from experiments.sparsity.masks import current_masks, finalize, global_magnitude_masks, keep_top, original_weights
 from hyperflows.pressure import add_pressure_grad_, pressure_coefficient, pressure_loss
 
 

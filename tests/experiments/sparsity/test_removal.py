@@ -2,12 +2,12 @@
 import torch
 from torch import nn
 
-from agf.removal import remove_channels
-from agf.selection import select_keep
-from agf.units import find_units
 from experiments.checkpoint import load_model, save_model
 from experiments.measure import layer_macs
 from experiments.models import create_model
+from experiments.sparsity.removal import remove_channels
+from experiments.sparsity.selection import select_keep
+from experiments.sparsity.units import find_units
 
 
 def build(name, **kw):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .masking import attach_masks, mask_modules
+from .masks import attach_masks, mask_modules
 
 
 def heaviside(t: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Mask machinery shared by Hyperflows and the unstructured baselines.
+"""Weight masks shared by Hyperflows and the unstructured baselines.
 
 Every Conv2d/Linear weight (first conv, shortcuts and classifier included; biases and norms never)
 gets a ``torch.nn.utils.parametrize`` parametrization whose ``forward(w)`` returns the effective
@@ -131,6 +131,17 @@ def density(masks: dict[str, torch.Tensor] | Iterable[torch.Tensor]) -> float:
 
 def layer_densities(masks: dict[str, torch.Tensor]) -> dict[str, float]:
     return {name: float(m.float().mean()) for name, m in masks.items()}
+
+@torch.no_grad()
+def set_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
+    """Write ``masks`` (name -> bool tensor) into the model's BinaryMasks and zero the pruned weights."""
+    modules = mask_modules(model)
+    missing = set(masks) - set(modules)
+    if missing:
+        raise KeyError(f"no mask on layers {sorted(missing)}")
+    for name, m in masks.items():
+        modules[name].set_mask(m)
+    apply_masks_(model)
 
 
 # -- pure rules ---------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ import itertools
 import numpy as np
 import pytest
 
-from routing.metrics import auroc
+from experiments.stats import auroc
 
 
 def pairwise(scores, labels):

@@ -11,8 +11,7 @@ from torch import nn
 
 from experiments.distributed import all_reduce_
 
-from .masked_method import set_masks
-from .masking import keep_top, mask_optimizer_state_
+from .masks import keep_top, mask_optimizer_state_, set_masks
 
 
 # -- pure rules -----------------------------------------------------------------------------------
