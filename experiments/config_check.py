@@ -1,8 +1,10 @@
 """Validation of a composed config before any work starts: one line naming the key and the fix."""
 from __future__ import annotations
 
+import importlib
 import math
 from pathlib import Path
+from typing import Callable
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -50,6 +52,23 @@ def check_learning_rates(cfg: DictConfig) -> None:
         _require(floor_ok, f"{key}={v} must be a finite number > 0{' (or 0)' if key.endswith(LR_MAY_BE_ZERO) else ''}")
 
 
+def import_target(target: str, key: str) -> Callable:
+    """The callable at dotted path ``target`` (a config's ``_target_``); one ConfigError line naming ``key``
+    when it cannot be imported."""
+    module, _, attr = target.rpartition(".")
+    try:
+        fn = getattr(importlib.import_module(module), attr) if module else None
+    except ImportError as exc:
+        raise ConfigError(f"{key}={target}: cannot import {module!r} ({exc}); put the package that holds it on "
+                          f"PYTHONPATH") from None
+    except AttributeError:
+        fn = None
+    if not callable(fn):
+        raise ConfigError(f"{key}={target}: no callable {attr!r} in module {module!r}; name a function as "
+                          f"<package>.<module>.<function>")
+    return fn
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise ``ConfigError`` for the first invalid value found."""
     target = _get(cfg, "sparsity.target")
@@ -79,6 +98,10 @@ def validate(cfg: DictConfig) -> None:
         value = _get(cfg, key)
         _require(value is None or not Path(str(value)).expanduser().is_file(),
                  f"{key}={value} is a file; pass the directory that holds the dataset")
+    for key in ("model._target_", "dataset._target_"):   # a plug-in builder from outside the project
+        value = _get(cfg, key)
+        if value is not None:
+            import_target(str(value), key)
     ckpt = _get(cfg, "model.checkpoint")
     _require(ckpt is None or Path(str(ckpt)).expanduser().is_file(),
              f"model.checkpoint={ckpt} does not exist; pass a state-dict file or model.checkpoint=null")

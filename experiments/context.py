@@ -59,8 +59,9 @@ class StageContext:
     def model_spec(self) -> dict:
         """``create_model`` kwargs for this run's architecture (saved with every model file)."""
         m = OmegaConf.to_container(self.cfg.model, resolve=True)
-        return {"name": m["name"], "num_classes": self.data.num_classes, "in_channels": self.data.in_channels,
-                "image_size": self.data.image_size, **(m.get("kwargs") or {})}
+        target = {"target": m["_target_"]} if m.get("_target_") else {}
+        return {"name": m["name"], **target, "num_classes": self.data.num_classes,
+                "in_channels": self.data.in_channels, "image_size": self.data.image_size, **(m.get("kwargs") or {})}
 
     def build_model(self, pretrained: bool | None = None, checkpoint: str | None = None) -> nn.Module:
         m = self.cfg.model

@@ -76,7 +76,7 @@ def build_data(cfg: DictConfig, device: torch.device):
     d = OmegaConf.to_container(cfg.dataset, resolve=True)
     name = d.pop("name")
     root = d.pop("root", None) or cfg.data_root
-    return create_dataset(name, root=root, seed=cfg.seed, device=device, **d)
+    return create_dataset(name, root=root, seed=cfg.seed, device=device, target=d.pop("_target_", None), **d)
 
 
 # -- stages ------------------------------------------------------------------------------------

@@ -2,6 +2,9 @@
 
 >>> bundle = create_dataset("fashion_mnist", root="data", val_size=5000, seed=0)
 >>> loader = bundle.loader("train", batch_size=128, train=True)
+
+A dataset outside the project plugs in by the dotted path of a builder called like a registered one
+(``dataset._target_`` in a config, ``target=`` here); ``tensor_bundle`` turns uint8 tensors into a bundle.
 """
 from __future__ import annotations
 
@@ -9,13 +12,13 @@ from typing import Callable
 
 import torch
 
-from ..config_check import ConfigError
+from ..config_check import ConfigError, import_target
 from .bundle import Augment, DataBundle, TensorLoader, TensorSplits, carve_validation, subset
 from .imagenet import IMAGENET_MEAN, IMAGENET_STD, imagenet_loader_factory
 from .sources import DatasetUnavailable, load_cifar, load_mnist_like, to_32px_rgb
 
-__all__ = ["create_dataset", "list_datasets", "register_dataset", "DataBundle", "DatasetUnavailable",
-           "Augment", "TensorLoader"]
+__all__ = ["create_dataset", "list_datasets", "register_dataset", "tensor_bundle", "DataBundle",
+           "DatasetUnavailable", "Augment", "TensorLoader"]
 
 _REGISTRY: dict[str, Callable[..., DataBundle]] = {}
 
@@ -39,17 +42,27 @@ def list_datasets() -> list[str]:
 def create_dataset(name: str, root: str = "data", val_size: int = 5000, seed: int = 0,
                    train_subset: int | None = None, test_subset: int | None = None,
                    augment: bool = True, device: str | torch.device = "cpu", download: bool = True,
-                   **kwargs) -> DataBundle:
-    """Build the ``DataBundle`` for ``name``; the validation split is carved from train with ``seed``."""
-    if name not in _REGISTRY:
+                   target: str | None = None, **kwargs) -> DataBundle:
+    """Build the ``DataBundle`` for ``name`` (or with the builder at dotted path ``target``); the validation
+    split is carved from train with ``seed``."""
+    if target:
+        build = import_target(target, "dataset._target_")
+    elif name in _REGISTRY:
+        build = _REGISTRY[name]
+    else:
         raise ValueError(f"dataset={name!r} is unknown; available: {', '.join(list_datasets())}")
-    return _REGISTRY[name](root=root, val_size=val_size, seed=seed, train_subset=train_subset,
-                           test_subset=test_subset, augment=augment, device=torch.device(device),
-                           download=download, **kwargs)
+    bundle = build(root=root, val_size=val_size, seed=seed, train_subset=train_subset, test_subset=test_subset,
+                   augment=augment, device=torch.device(device), download=download, **kwargs)
+    if not isinstance(bundle, DataBundle):
+        raise TypeError(f"dataset builder {target or name} returned {type(bundle).__name__}, not a DataBundle "
+                        f"(build one with experiments.data.tensor_bundle)")
+    return bundle
 
 
-def _tensor_bundle(name, tensors, num_classes, mean, std, aug, *, val_size, seed, train_subset, test_subset,
-                   device) -> DataBundle:
+def tensor_bundle(name, tensors, num_classes, mean, std, aug=None, *, val_size, seed, train_subset, test_subset,
+                  device) -> DataBundle:
+    """A bundle from uint8 NCHW ``tensors`` = (train_x, train_y, test_x, test_y): the validation split (fixed
+    across seeds) and subsets carved as for the built-in datasets; ``mean``/``std`` per channel in [0, 1] units."""
     train_x, train_y, test_x, test_y = tensors
     (train_x, train_y), val = carve_validation(train_x, train_y, val_size, seed=0)  # split fixed across seeds
     for key, size, n in (("train_subset", train_subset, len(train_y)), ("test_subset", test_subset, len(test_y))):
@@ -69,7 +82,7 @@ def _tensor_bundle(name, tensors, num_classes, mean, std, aug, *, val_size, seed
 def fashion_mnist(root, download, augment, **kw):
     """Fashion-MNIST 28×28×1 (embedded default: Debian's ``dataset-fashion-mnist`` files)."""
     aug = Augment(crop_padding=2, hflip=True) if augment else None
-    return _tensor_bundle("fashion_mnist", load_mnist_like("fashion_mnist", root, download), 10,
+    return tensor_bundle("fashion_mnist", load_mnist_like("fashion_mnist", root, download), 10,
                           FASHION_MEAN, FASHION_STD, aug, **kw)
 
 
@@ -78,7 +91,7 @@ def fashion_mnist32(root, download, augment, **kw):
     """Fashion-MNIST zero-padded to 32×32 and repeated to 3 channels, so CIFAR architectures run unchanged."""
     tx, ty, vx, vy = load_mnist_like("fashion_mnist", root, download)
     aug = Augment(crop_padding=4, hflip=True) if augment else None
-    return _tensor_bundle("fashion_mnist32", (to_32px_rgb(tx), ty, to_32px_rgb(vx), vy), 10,
+    return tensor_bundle("fashion_mnist32", (to_32px_rgb(tx), ty, to_32px_rgb(vx), vy), 10,
                           FASHION_MEAN * 3, FASHION_STD * 3, aug, **kw)
 
 
@@ -86,19 +99,19 @@ def fashion_mnist32(root, download, augment, **kw):
 def mnist(root, download, augment, **kw):
     """MNIST 28×28×1 (torchvision download; no flips for digits)."""
     aug = Augment(crop_padding=2) if augment else None
-    return _tensor_bundle("mnist", load_mnist_like("mnist", root, download), 10, MNIST_MEAN, MNIST_STD, aug, **kw)
+    return tensor_bundle("mnist", load_mnist_like("mnist", root, download), 10, MNIST_MEAN, MNIST_STD, aug, **kw)
 
 
 @register_dataset("cifar10")
 def cifar10(root, download, augment, **kw):
     aug = Augment(crop_padding=4, hflip=True) if augment else None
-    return _tensor_bundle("cifar10", load_cifar("cifar10", root, download), 10, CIFAR10_MEAN, CIFAR10_STD, aug, **kw)
+    return tensor_bundle("cifar10", load_cifar("cifar10", root, download), 10, CIFAR10_MEAN, CIFAR10_STD, aug, **kw)
 
 
 @register_dataset("cifar100")
 def cifar100(root, download, augment, **kw):
     aug = Augment(crop_padding=4, hflip=True) if augment else None
-    return _tensor_bundle("cifar100", load_cifar("cifar100", root, download), 100, CIFAR100_MEAN, CIFAR100_STD,
+    return tensor_bundle("cifar100", load_cifar("cifar100", root, download), 100, CIFAR100_MEAN, CIFAR100_STD,
                           aug, **kw)
 
 

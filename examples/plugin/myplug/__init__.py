@@ -1,0 +1,1 @@
+"""An example of a user's own package, plugged into flowprune from outside the project."""
