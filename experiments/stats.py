@@ -13,7 +13,6 @@ from typing import Sequence
 
 import numpy as np
 from scipy import stats as _st
-from scipy.stats import rankdata
 
 HOLDS, CONTRADICTED, INCONCLUSIVE = "holds", "contradicted", "inconclusive"
 
@@ -108,5 +107,5 @@ def auroc(scores, positive) -> float:
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    u = rankdata(s)[y].sum() - n_pos * (n_pos + 1) / 2.0
+    u = _st.rankdata(s)[y].sum() - n_pos * (n_pos + 1) / 2.0
     return float(u / (n_pos * n_neg))

@@ -15,7 +15,7 @@ from torch import nn
 
 from experiments.method import Method
 from experiments.sparsity.masks import (BinaryMask, apply_masks_, attach_masks, current_masks, density, finalize,
-                                        mask_modules, set_masks)
+                                        set_masks)
 from experiments.train import Callback
 
 if TYPE_CHECKING:  # pragma: no cover

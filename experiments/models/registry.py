@@ -61,7 +61,6 @@ def _entry(name: str, fn: Builder) -> ModelEntry:
     return ModelEntry(name, fn, kwargs, "pretrained" in params, takes_any)
 
 
-
 def list_models(pretrained: bool = False) -> list[str]:
     """Sorted registered names; with ``pretrained=True`` only those that have pretrained weights."""
     return sorted(n for n, e in _REGISTRY.items() if e.has_pretrained or not pretrained)
