@@ -1,6 +1,7 @@
 # flowprune — `make help` lists targets.
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
+FLOWPRUNE ?= $(PYTHON) -m flowprune
 PROFILE ?= paper
 STAMP := .install.stamp
 
@@ -32,7 +33,7 @@ test-full: install  ## every test, slow ones included
 
 sweep-example: install  ## Hydra multirun over three sparsities, then one table
 	$(PYTHON) run.py -m sparsity=90,95,98 experiment_name=sweep_example
-	$(PYTHON) scripts/make_table.py --experiment sweep_example --rows method --cols sparsity --name sweep_example
+	$(FLOWPRUNE) table --experiment sweep_example --rows method --cols sparsity --name sweep_example
 
 # Hyperflows Table 1: PROFILE=paper (CIFAR on GPUs, the launcher of conf/local or Hydra's default) or PROFILE=proxy
 # (Fashion-MNIST LeNet-300/LeNet-5 on 2 CPU cores, two jobs at a time). Dense models are trained first, once
@@ -47,7 +48,7 @@ reproduce-table1: install  ## Hyperflows Table 1 grid + results/tables/table1.{m
 	@test -n "$(TABLE1_EXP)" || { echo "error: PROFILE=$(PROFILE) is not paper or proxy"; exit 2; }
 	$(TABLE1_RUN_$(PROFILE)) $(PYTHON) run.py -m experiment=$(TABLE1_EXP) $(TABLE1_ARGS_$(PROFILE)) method=dense 'stages=[pretrain,evaluate]' sparsity.target=0.9
 	$(TABLE1_RUN_$(PROFILE)) $(PYTHON) run.py -m experiment=$(TABLE1_EXP) $(TABLE1_ARGS_$(PROFILE))
-	$(PYTHON) scripts/hyperflows_table1.py --experiment $(TABLE1_EXP)
+	$(FLOWPRUNE) report table1 --experiment $(TABLE1_EXP)
 
 # AGF proxies (Fashion-MNIST ResNet-8 / vit_micro, 2 CPU cores, about 2 h in all): every experiment's sweeps
 # (the commands in each conf/experiment/agf/*_proxy.yaml header), then every report. The paper-scale presets
@@ -67,8 +68,8 @@ reproduce-agf-proxy: install  ## every AGF proxy experiment + its tables/figures
 	$(AGF)signal_compression_proxy trainer.pretrain.epochs=1,3 seed=0,1,2
 	$(AGF)routing_proxy
 	$(AGF)routing_size_proxy
-	for r in agf_stress_table agf_phase_transition agf_selection agf_vit_bottleneck agf_signal routing_report; do \
-		$(PYTHON) scripts/$$r.py || exit 1; done
+	for r in agf_stress agf_phase agf_selection agf_vit agf_signal routing; do \
+		$(FLOWPRUNE) report $$r || exit 1; done
 
 # The reproduction study (README "Study"): each conf/study/<name>.yaml runs dense models, the LR grid on val, then
 # every seed at the chosen LR; records go to results/store/ (committed) and runs already recorded are skipped,
@@ -79,8 +80,8 @@ study: install  ## run what is missing of the study (STUDIES=...), 2 jobs at a t
 	$(PYTHON) -m experiments.study $(STUDIES) --jobs 2
 
 tables: install  ## rebuild every committed study table (results/tables/study_*, claims) from results/store
-	$(PYTHON) scripts/study_hyperflows.py
-	$(PYTHON) scripts/claims.py
+	$(FLOWPRUNE) report study
+	$(FLOWPRUNE) report claims
 
 clean:  ## remove generated results, caches and Hydra dirs (keeps committed tables/figures)
 	rm -rf results/runs results/wandb results/checkpoints results/cache results/hydra outputs multirun .pytest_cache

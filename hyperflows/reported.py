@@ -1,6 +1,6 @@
 """Numbers the Hyperflows paper (arXiv 2504.05349) reports, transcribed by hand from a text copy of the paper.
 
-Report scripts print them beside our measurements, marked "(reported)". Accuracies are top-1 in %;
+Reports print them beside our measurements, marked "(reported)". Accuracies are top-1 in %;
 ``std`` is None where the paper gives a single number (rows it quotes from Liu et al. 2022 / Kusupati et
 al. 2020). The text copy glued some mean and std together ("94.450.43" = 94.45 ± 0.43); they are split
 here by hand.

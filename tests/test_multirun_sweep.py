@@ -22,7 +22,7 @@ def test_multirun_over_sparsity_writes_three_records_and_one_table(tmp_path):
     assert len({r["checkpoints"]["dense"] for r in records}) == 1
     for r in records:  # one-shot magnitude reaches its target exactly
         assert abs(r["metrics"]["sparsity"] - r["config"]["sparsity"]["target"]) < 0.005
-    table = subprocess.run([sys.executable, "scripts/make_table.py", "--results-dir", str(tmp_path),
+    table = subprocess.run([sys.executable, "-m", "flowprune", "table", "--results-dir", str(tmp_path),
                             "--experiment", "sweep_test", "--rows", "method", "--cols", "sparsity",
                             "--name", "sweep_test"], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
     assert table.returncode == 0, table.stderr[-2000:]

@@ -92,7 +92,7 @@ def test_reports_survive_garbage_bytes_in_the_store(tmp_path):
                   "metrics": {"test_acc": 90.0, "sparsity": 0.0}})
     with open(store.path, "ab") as f:
         f.write(b"\x80\x81garbage\xff\n")
-    out = subprocess.run([sys.executable, "scripts/make_table.py", "--results-dir", str(tmp_path), "--experiment",
+    out = subprocess.run([sys.executable, "-m", "flowprune", "table", "--results-dir", str(tmp_path), "--experiment",
                           "e", "--rows", "method", "--cols", "target", "--name", "t"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120, env=ENV)
     assert out.returncode == 0, out.stderr[-2000:]

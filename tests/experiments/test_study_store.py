@@ -1,7 +1,6 @@
 """The committed study store (results/store): dense floors and plateaus, delivered sparsity, tables rebuild."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -65,9 +64,8 @@ def test_every_pruned_record_delivers_the_asked_sparsity():
 
 def test_study_tables_rebuild_byte_identically(tmp_path):
     study_records()
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import claims
-    import study_hyperflows
+    from flowprune.reports import claims
+    from flowprune.reports import study as study_hyperflows
 
     study_hyperflows.main(["--results-dir", str(ROOT / "results"), "--out", str(tmp_path)])
     claims.main(["--results-dir", str(ROOT / "results"), "--out", str(tmp_path)])

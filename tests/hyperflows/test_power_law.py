@@ -2,7 +2,6 @@
 scipy's curve_fit (what the authors ran); the report script against the same fit on synthetic records."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -77,13 +76,12 @@ def test_too_few_points_is_one_clear_error():
         fit_power_law([1.0, 2.0, 4.0, 8.0], [1.0, 0.5, 0.0, 0.0])
 
 
-# --- scripts/hyperflows_power_law.py on synthetic records -------------------------------------------------
+# --- flowprune report power_law on synthetic records ---------------------------------------------------
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("hyperflows_power_law", ROOT / "scripts" / "hyperflows_power_law.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from flowprune.reports import power_law
+
+    return power_law
 
 
 def record(run_id, lam, seed, metrics, experiment="hyperflows/power_law_proxy", status="ok", model="lenet300"):

@@ -3,8 +3,8 @@ import json
 
 import pandas as pd
 import pytest
-
 from conftest import TINY, compose_cfg
+
 from experiments.pipeline import run
 
 
@@ -35,14 +35,9 @@ def test_route_stage_records_metrics_and_files(routed_run):
 
 
 def test_report_script_writes_tables_and_figures(routed_run):
-    import importlib.util
-    from pathlib import Path
+    from flowprune.reports import routing as mod
 
     record, tmp = routed_run
-    path = Path(__file__).resolve().parents[2] / "scripts" / "routing_report.py"
-    spec = importlib.util.spec_from_file_location("routing_report", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
     assert mod.main(["--results-dir", str(tmp), "--experiment", "main"]) == 0
     sizes = pd.read_csv(tmp / "tables" / "routing_sizes.csv")
     assert sizes.cheapest_cascade.tolist() == [True]

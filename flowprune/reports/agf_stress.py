@@ -1,18 +1,13 @@
 """75 % compression stress-test table (AGF paper §3.2 format): every scorer, mean ± std over seeds, accuracy
 right after pruning and after fine-tuning (final and peak), the paper's ImageNet-1K numbers beside ours.
 
-    python scripts/agf_stress_table.py [--results-dir results] [--experiment agf/stress75_proxy]
+    flowprune report agf_stress [--results-dir results] [--experiment agf/stress75_proxy]
 writes results/tables/agf_stress75[_proxy].{md,csv,tex}
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from agf.reported import STRESS75  # noqa: E402
-from agf_common import log_wandb, mean_std, out_dir, paired_delta, parser, runs, write_table  # noqa: E402
+from agf.reported import STRESS75
+from flowprune.reports.agf_common import log_wandb, mean_std, out_dir, paired_delta, parser, runs, write_table
 
 
 def main(argv: list[str] | None = None) -> None:

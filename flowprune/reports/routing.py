@@ -8,21 +8,18 @@ Reads every ok record with routing metrics (and the per-run CSVs they point to) 
   results/figures/routing_pareto.{png,pdf}          accuracy vs relative cost, every run, both conventions
   results/figures/routing_pareto_signals.{png,pdf}  policies compared on one run (cascade cost)
 
-    python scripts/routing_report.py [--results-dir results] [--experiment agf/routing]
+    flowprune report routing [--results-dir results] [--experiment agf/routing]
 """
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import reporting  # noqa: E402
-from experiments.results import ResultsStore  # noqa: E402
-from routing.reported import reported_rows  # noqa: E402
+from experiments.results import ResultsStore
+from flowprune.reports import common as reporting
+from routing.reported import reported_rows
 
 
 def routing_runs(results_dir: str, experiment: str) -> list[dict]:
@@ -128,15 +125,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results-dir", default="results")
     ap.add_argument("--experiment", default="agf/routing", help="record experiment prefix")
-    ap.add_argument("--tables", default=None, help="default: <results-dir>/tables")
-    ap.add_argument("--figures", default=None, help="default: <results-dir>/figures")
+    ap.add_argument("--out", default=None, help="writes <out>/tables and <out>/figures (default: --results-dir)")
     args = ap.parse_args(argv)
     runs = routing_runs(args.results_dir, args.experiment)
     if not runs:
-        print(f"no ok routing runs with experiment '{args.experiment}*' under {args.results_dir}/runs", file=sys.stderr)
-        return 1
-    tables = Path(args.tables or Path(args.results_dir) / "tables")
-    figures = Path(args.figures or Path(args.results_dir) / "figures")
+        reporting.fail(f"no ok routing runs with experiment '{args.experiment}*' under {args.results_dir}/runs; "
+                       "run it first or pass --results-dir/--experiment")
+    tables, figures = reporting.out_dir(args, "tables"), reporting.out_dir(args, "figures")
     tables.mkdir(parents=True, exist_ok=True)
     figures.mkdir(parents=True, exist_ok=True)
     sizes = sizes_table(runs)

@@ -7,34 +7,31 @@ trainer's fast-path options (bf16 autocast and channels_last on CUDA, optional `
 - ``masked``: ``experiments.sparsity.masks.BinaryMask`` on every conv/linear weight (what GMP, RigL, GraNet,
   magnitude and SNIP cost per step, without their mask updates);
 - ``hyperflows``: ``experiments.sparsity.flow_mask.FlowMask`` on every weight, the pressure gradient and the (fused)
-  Adam on t (Hyperflows §1-2). ``scripts/bench_hyperflows.py`` times the full methods inside ``Trainer``. Regimes alternate within one process (dense, masked, hyperflows, dense, ...) and the
+  Adam on t (Hyperflows §1-2). ``flowprune bench hyperflows`` times the full methods inside ``Trainer``. Regimes alternate within one process (dense, masked, hyperflows, dense, ...) and the
 median of the repeats is reported, so machine drift hits all of them.
 
-    python scripts/bench_gpu.py                 # paper-scale models on the GPU
-    python scripts/bench_gpu.py --tiny          # CPU-sized smoke run (LeNet-300, ResNet-8)
-    python scripts/bench_gpu.py --compile       # with torch.compile
-Writes ``results/bench/bench_gpu.{md,csv}`` (``--out``).
+    flowprune bench gpu                 # paper-scale models on the GPU
+    flowprune bench gpu --tiny          # CPU-sized smoke run (LeNet-300, ResNet-8)
+    flowprune bench gpu --compile       # with torch.compile
+Writes ``<out>/bench/bench_gpu.{md,csv}`` (``--out``, default results).
 """
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from contextlib import nullcontext
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import pandas as pd
+import torch
+import torch.nn.functional as F
 
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from experiments.models import create_model  # noqa: E402
-from experiments.sparsity.flow_mask import attach_flow_masks, flow_parameters  # noqa: E402
-from experiments.sparsity.masks import (BinaryMask, attach_masks, global_magnitude_masks, original_weights,  # noqa: E402
-                                        set_masks)
-from hyperflows.method import adam  # noqa: E402
-from hyperflows.pressure import add_pressure_grad_  # noqa: E402
+from experiments.models import create_model
+from experiments.sparsity.flow_mask import attach_flow_masks, flow_parameters
+from experiments.sparsity.masks import BinaryMask, attach_masks, global_magnitude_masks, original_weights, set_masks
+from flowprune.bench import add_out, out_stem
+from hyperflows.method import adam
+from hyperflows.pressure import add_pressure_grad_
 
 #: (model, in_channels, image size, classes, batch size) at paper scale, and the CPU-sized set
 PAPER = [("resnet56", 3, 32, 10, 128), ("vgg19_cifar", 3, 32, 100, 128), ("resnet50", 3, 224, 1000, 64)]
@@ -93,7 +90,7 @@ def markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tiny", action="store_true", help="CPU-sized models and batches")
     ap.add_argument("--models", default=None, help="comma list of registry names (default: paper set or tiny set)")
@@ -103,8 +100,8 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="torch.compile the model (trainer.compile=true)")
     ap.add_argument("--no-amp", action="store_true")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--out", default="results/bench/bench_gpu")
-    args = ap.parse_args()
+    add_out(ap, "gpu", "md,csv")
+    args = ap.parse_args(argv)
 
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
@@ -150,8 +147,7 @@ def main() -> None:
             torch.cuda.empty_cache()
 
     df = pd.DataFrame(rows)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = out_stem(args.out, "gpu")
     df.to_csv(out.with_suffix(".csv"), index=False)
     note = (f"Device: {dev_name}; torch {torch.__version__}; {steps} timed steps x {args.repeats} repeats (median)."
             + ("" if device.type == "cuda" else " No GPU was available: CPU, tiny sizes; not GPU figures."))

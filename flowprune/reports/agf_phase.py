@@ -1,18 +1,22 @@
 """Topological phase transition (AGF paper §3.1): accuracy vs kept width for AGF / RIA / random with inherited
 weights, the same pruned architectures trained from scratch, and the dense model + the same extra fine-tuning.
 
-    python scripts/agf_phase_transition.py [--results-dir results] [--experiment agf/phase_transition_proxy]
+    flowprune report agf_phase [--results-dir results] [--experiment agf/phase_transition_proxy]
 writes results/tables/agf_phase_transition.{md,csv,tex}, results/figures/agf_phase_transition.{png,pdf}
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from agf.reported import PHASE_TRANSITION  # noqa: E402
-from agf_common import log_wandb, mean_std, out_dir, parser, reporting, runs, with_dense_rows, write_table  # noqa: E402
+from agf.reported import PHASE_TRANSITION
+from flowprune.reports.agf_common import (
+    log_wandb,
+    mean_std,
+    out_dir,
+    parser,
+    reporting,
+    runs,
+    with_dense_rows,
+    write_table,
+)
 
 
 def reported(scorer: str, kept_fraction: float) -> float | None:

@@ -1,6 +1,6 @@
 """Hyperflows study tables (H1 Table-1 proxy, H3 regrowth, the paper's open-loop controller) and their claims.
 
-    python scripts/study_hyperflows.py [--results-dir results] [--out DIR]
+    flowprune report study [--results-dir results] [--out DIR]
     -> <out>/tables/study_h1.{md,csv,tex}, study_h1_paired.*, study_h3_controller.*
 
 Reads the study's records (``results/store/study__h1_*.jsonl``) and applies the protocol of
@@ -11,15 +11,12 @@ LR; comparisons are paired by seed (mean Δ, 95 % t-interval, verdict).
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from experiments.stats import paired_delta, verdict  # noqa: E402
-from experiments.study import StudySpec, choose_lr  # noqa: E402
-from reporting import fmt_mean_std, load_runs, out_dir, report_parser, write_table  # noqa: E402
+from experiments.stats import paired_delta, verdict
+from experiments.study import STUDY_DIR, StudySpec, choose_lr
+from flowprune.reports.common import fmt_mean_std, load_runs, out_dir, report_parser, write_table
 
 STUDIES = {"lenet300": "h1_lenet300", "lenet5": "h1_lenet5"}
 BASELINES = ("gmp", "rigl", "granet", "snip", "synflow", "magnitude")
@@ -161,7 +158,7 @@ def h2_claims(results_dir, study: str = "h2_lenet300") -> list[dict]:
 
     from hyperflows.power_law import REPORTED_SWEEPS, fit_power_law
 
-    if not (Path(__file__).resolve().parents[1] / "conf" / "study" / f"{study}.yaml").exists():
+    if not (STUDY_DIR / f"{study}.yaml").exists():
         return []
     spec = StudySpec.load(study)
     df = load_runs(results_dir, spec.experiment, extra=lambda r: {
@@ -192,7 +189,7 @@ def h2_claims(results_dir, study: str = "h2_lenet300") -> list[dict]:
              "ours": f"α1 per seed {', '.join(f'{v:+.3f}' for v in a1)}; R² {r2[0]:.3f} vs pure {r2[1]:.3f}"
              + ("" if ok else "; smallest λ still moving"),
              "delta": d.text(3), "verdict": verdict(d, sign) if ok else "inconclusive (not settled)",
-             "command": f"python -m experiments.study {study} && python scripts/claims.py"}]
+             "command": f"python -m experiments.study {study} && flowprune report claims"}]
 
 
 def claims(results_dir) -> list[dict]:
@@ -200,13 +197,13 @@ def claims(results_dir) -> list[dict]:
     paper's controller delivers the asked sparsity) for each model whose study has records."""
     out = h2_claims(results_dir)
     for model, study in STUDIES.items():
-        if not (Path(__file__).resolve().parents[1] / "conf" / "study" / f"{study}.yaml").exists():
+        if not (STUDY_DIR / f"{study}.yaml").exists():
             continue
         df, spec = study_runs(results_dir, study)
         if df.empty:
             continue
         final = final_runs(df, spec)
-        cmd = f"python -m experiments.study {study} && python scripts/claims.py"
+        cmd = f"python -m experiments.study {study} && flowprune report claims"
         for target in sorted(final["target"].astype(float).unique()):
             base = strongest_baseline(final, model, target)
             if base is not None:
@@ -236,11 +233,11 @@ def claims(results_dir) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = report_parser(__doc__, experiment="", wandb=False, out_root=True)
+    ap = report_parser(__doc__, experiment="", wandb=False)
     args = ap.parse_args(argv)
     tables = out_dir(args, "tables")
     for model, study in STUDIES.items():
-        if not (Path(__file__).resolve().parents[1] / "conf" / "study" / f"{study}.yaml").exists():
+        if not (STUDY_DIR / f"{study}.yaml").exists():
             continue
         df, spec = study_runs(args.results_dir, study)
         if df.empty:

@@ -2,24 +2,21 @@
 (per scorer) and between scorers, per-layer Spearman ρ between AGF, activation magnitude E|Y|, gradient
 magnitude E|∂L/∂Y| and ‖W‖₁. Reads the ``unit_scores.pt`` files that ``method=structured`` runs point to.
 
-    python scripts/agf_selection.py [--results-dir results] [--experiment agf/selection_proxy] [--keep 0.25]
+    flowprune report agf_selection [--results-dir results] [--experiment agf/selection_proxy] [--keep 0.25]
 writes results/tables/agf_selection_{stability,spearman}.{md,csv,tex}, results/figures/agf_selection_jaccard.{png,pdf}
 """
 from __future__ import annotations
 
 import itertools
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from agf.analysis import mean_over_units, spearman, topk_jaccard  # noqa: E402
-from agf.reported import JACCARD_AGF_MAGNITUDE  # noqa: E402
-from agf_common import log_wandb, out_dir, parser, reporting, runs, write_table  # noqa: E402
+from agf.analysis import mean_over_units, spearman, topk_jaccard
+from agf.reported import JACCARD_AGF_MAGNITUDE
+from flowprune.reports.agf_common import log_wandb, out_dir, parser, reporting, runs, write_table
 
 ORDER = ["agf", "taylor_signed", "taylor", "snip", "act", "grad", "wanda", "ria", "l1", "bn_scale", "random"]
 

@@ -1,22 +1,17 @@
-"""Report scripts on synthetic records: aggregation vs numpy, table cells, re-run dedup, reported numbers
+"""Reports on synthetic records: aggregation vs numpy, table cells, re-run dedup, reported numbers
 beside ours, one-line errors."""
 from __future__ import annotations
-
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT
 from experiments.results import ResultsStore
-
-sys.path.insert(0, str(ROOT / "scripts"))
-import hyperflows_table1  # noqa: E402
-import make_table  # noqa: E402
-import plot_runs  # noqa: E402
-import reporting  # noqa: E402
-from hyperflows.reported import TABLE1, reported_table1, reported_table2  # noqa: E402
+from flowprune.reports import common as reporting
+from flowprune.reports import plot as plot_runs
+from flowprune.reports import table as make_table
+from flowprune.reports import table1 as hyperflows_table1
+from hyperflows.reported import TABLE1, reported_table1, reported_table2
 
 
 def record(experiment, method, target, seed, acc, sparsity, model="lenet300", dataset="fashion_mnist",

@@ -1,15 +1,13 @@
 """Generic figure from the results store: mean ``--y`` ± std over seeds against ``--x``, one line per ``--hue``.
 
-    python scripts/plot_runs.py --experiment sweep_example --x target --y test_acc --hue method [--logx]
-    -> <results-dir>/figures/<name>.png and .pdf
+    flowprune plot --experiment sweep_example --x target --y test_acc --hue method [--logx]
+    -> <out>/figures/<name>.png and .pdf (--out defaults to --results-dir)
 """
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reporting import matplotlib_agg, plot_mean_std, report_parser, runs_or_exit, save_figure  # noqa: E402
+from flowprune.reports.common import matplotlib_agg, out_dir, plot_mean_std, report_parser, runs_or_exit, save_figure
 
 
 def figure(df, x: str, y: str, hue: str, logx: bool = False, title: str = ""):
@@ -32,13 +30,12 @@ def main(argv=None) -> int:
     ap.add_argument("--hue", default="method", help="one line per value of this key")
     ap.add_argument("--logx", action="store_true", help="logarithmic x axis")
     ap.add_argument("--name", default=None, help="file stem (default <experiment>_<y>_vs_<x>)")
-    ap.add_argument("--out", default=None, help="output folder (default <results-dir>/figures)")
     args = ap.parse_args(argv)
 
     df = runs_or_exit(args.results_dir, args.experiment, [args.x, args.y, args.hue])
     name = args.name or f"{args.experiment.replace('/', '_')}_{args.y}_vs_{args.x}"
     paths = save_figure(figure(df, args.x, args.y, args.hue, args.logx, args.experiment), name,
-                        args.out or Path(args.results_dir) / "figures")
+                        out_dir(args, "figures"))
     print("wrote " + ", ".join(map(str, paths)))
     return 0
 

@@ -1,18 +1,22 @@
 """ViT sparsity bottleneck (AGF paper §3.3): peak accuracy of AGF / Wanda / RIA at 50 % and 25 % MLP width,
 and calibration T = 10 vs T = 100, with the paper's ViT-B numbers beside ours.
 
-    python scripts/agf_vit_bottleneck.py [--results-dir results] [--experiment agf/vit_bottleneck_proxy]
+    flowprune report agf_vit [--results-dir results] [--experiment agf/vit_bottleneck_proxy]
 writes results/tables/agf_vit_bottleneck.{md,csv,tex}
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from agf.reported import CALIBRATION_T, VIT_BOTTLENECK  # noqa: E402
-from agf_common import log_wandb, mean_std, out_dir, paired_delta, parser, runs, with_dense_rows, write_table  # noqa: E402
+from agf.reported import CALIBRATION_T, VIT_BOTTLENECK
+from flowprune.reports.agf_common import (
+    log_wandb,
+    mean_std,
+    out_dir,
+    paired_delta,
+    parser,
+    runs,
+    with_dense_rows,
+    write_table,
+)
 
 
 def main(argv: list[str] | None = None) -> None:

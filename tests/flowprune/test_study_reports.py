@@ -1,16 +1,10 @@
 """Study reports on synthetic records: LR chosen on val, paired claims, the H2 curvature verdict."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-import study_hyperflows  # noqa: E402
-
-from experiments.results import ResultsStore  # noqa: E402
+from experiments.results import ResultsStore
+from flowprune.reports import study as study_hyperflows
 
 
 def record(method, target, lr, seed, val, test, sparsity=None, variant=None, experiment="study/h1_lenet300"):

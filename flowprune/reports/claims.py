@@ -1,6 +1,6 @@
 """The claims table: every paper claim the study tests, with our proxy's paired Δ, its CI and a verdict.
 
-    python scripts/claims.py [--results-dir results] [--out DIR]   -> <out>/tables/claims.{md,csv}
+    flowprune report claims [--results-dir results] [--out DIR]   -> <out>/tables/claims.{md,csv}
 
 Verdicts (experiments/stats.py): *holds* (the 95 % CI of the paired difference excludes 0 in the paper's
 direction), *contradicted* (it excludes 0 the other way), *inconclusive* (it contains 0). Claims whose study has
@@ -9,14 +9,11 @@ no records yet are listed as "not run".
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import study_hyperflows  # noqa: E402
-from reporting import out_dir, report_parser, write_table  # noqa: E402
+from flowprune.reports import study
+from flowprune.reports.common import out_dir, report_parser, write_table
 
 COLUMNS = ["id", "paper", "setting", "ours", "delta", "verdict", "command"]
 HEADERS = {"id": "claim", "paper": "paper's statement and number", "setting": "our proxy", "ours": "our numbers",
@@ -36,7 +33,7 @@ PLANNED = {
 
 
 def build(results_dir) -> pd.DataFrame:
-    rows = study_hyperflows.claims(results_dir)
+    rows = study.claims(results_dir)
     have = {r["id"].split()[0] for r in rows}
     for cid, what in PLANNED.items():
         if cid not in have:
@@ -46,10 +43,10 @@ def build(results_dir) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = report_parser(__doc__, experiment="", wandb=False, out_root=True).parse_args(argv)
+    args = report_parser(__doc__, experiment="", wandb=False).parse_args(argv)
     df = build(args.results_dir)
     path = write_table(df, "claims", out_dir(args, "tables"), "Claims of both papers on our CPU proxies "
-                       "(`python scripts/claims.py`); verdicts from paired seeds, see the README's protocol.")
+                       "(`flowprune report claims`); verdicts from paired seeds, see the README's protocol.")
     print(path)
     return 0
 

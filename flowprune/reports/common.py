@@ -1,7 +1,8 @@
-"""Generic helpers of every report script: read the results store into a DataFrame, aggregate over seeds,
+"""Generic helpers of every report: read the results store into a DataFrame, aggregate over seeds,
 write tables (md/csv/tex) and figures (PNG/PDF), log them to W&B.
 
-Scripts only read records (``experiments.results``) and write under ``<results_dir>/tables|figures``.
+Reports only read records (``experiments.results``) and write under ``<out>/tables`` and ``<out>/figures``
+(``--out`` defaults to ``--results-dir``).
 """
 from __future__ import annotations
 
@@ -12,8 +13,7 @@ from typing import Callable, Iterable
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from experiments.results import ResultsStore  # noqa: E402
+from experiments.results import ResultsStore
 
 #: A re-run of the same setting (these columns equal) replaces the earlier record.
 RUN_KEY = ["experiment", "method", "scorer", "model", "dataset", "target", "seed"]
@@ -56,24 +56,22 @@ def load_runs(results_dir: str | Path, experiment: str | Iterable[str] | None = 
     return df.drop_duplicates(subset=RUN_KEY + list(key), keep="last").reset_index(drop=True)
 
 
-def report_parser(doc: str, experiment: str | None = None, wandb: bool = True,
-                  out_root: bool = False) -> argparse.ArgumentParser:
-    """The arguments every report script shares: ``--results-dir``, ``--experiment`` (required when there is no
-    default), ``--wandb`` and, with ``out_root``, ``--out`` (see :func:`out_dir`); the description is the first
-    paragraph of ``doc``."""
+def report_parser(doc: str, experiment: str | None = None, wandb: bool = True) -> argparse.ArgumentParser:
+    """The arguments every report shares: ``--results-dir``, ``--experiment`` (required when there is no
+    default), ``--wandb`` and ``--out`` (see :func:`out_dir`); the description is the first paragraph of
+    ``doc``."""
     ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--results-dir", default="results", help="the results store to read (default results)")
     ap.add_argument("--experiment", default=experiment, required=experiment is None,
                     help="the records' experiment name (experiment_name=)")
     if wandb:
         ap.add_argument("--wandb", action="store_true", help="also log tables and figures to W&B (offline)")
-    if out_root:
-        ap.add_argument("--out", default=None, help="writes <out>/tables and <out>/figures (default: --results-dir)")
+    ap.add_argument("--out", default=None, help="writes <out>/tables and <out>/figures (default: --results-dir)")
     return ap
 
 
 def out_dir(args, kind: str) -> Path:
-    """``<out>/<kind>`` for a :func:`report_parser` with ``out_root`` (``--out`` defaults to ``--results-dir``)."""
+    """``<out>/<kind>`` (``kind``: tables, figures or bench; ``--out`` defaults to ``--results-dir``)."""
     return Path(args.out or args.results_dir) / kind
 
 
@@ -226,7 +224,7 @@ def log_wandb(enabled: bool, name: str, tables: dict[str, pd.DataFrame], images:
 
 
 def matplotlib_agg():
-    """``matplotlib.pyplot`` with the non-interactive Agg backend (scripts run headless)."""
+    """``matplotlib.pyplot`` with the non-interactive Agg backend (reports run headless)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

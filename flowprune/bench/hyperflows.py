@@ -12,30 +12,26 @@ Regimes alternate (dense, masked, hyperflows, dense, …) and the median over re
 Memory: on CUDA the peak allocated bytes of a training block; on CPU the persistent training state
 (parameters + gradients + optimizer state), since CPU peak allocation is not observable from torch.
 
-    python scripts/bench_hyperflows.py                        # CPU: LeNet-300 and LeNet-5, batch 128
-    python scripts/bench_hyperflows.py --models resnet50_cifar --batch-size 128   # on a GPU (bf16)
-Writes ``results/bench/bench_hyperflows.{json,md}`` (``--out``).
+    flowprune bench hyperflows                        # CPU: LeNet-300 and LeNet-5, batch 128
+    flowprune bench hyperflows --models resnet50_cifar --batch-size 128   # on a GPU (bf16)
+Writes ``<out>/bench/bench_hyperflows.{json,md}`` (``--out``, default results).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from experiments.models import create_model  # noqa: E402
-from experiments.sparsity.flow_mask import attach_flow_masks  # noqa: E402
-from experiments.train import Trainer, create_schedule  # noqa: E402
-from hyperflows.masked_method import MaskedMethod, MaskCallback  # noqa: E402
-from experiments.sparsity.masks import (BinaryMask, attach_masks, global_magnitude_masks, original_weights,  # noqa: E402
-                                        set_masks)
-from hyperflows.method import Hyperflows, HyperflowsCallback  # noqa: E402
+from experiments.models import create_model
+from experiments.sparsity.flow_mask import attach_flow_masks
+from experiments.sparsity.masks import BinaryMask, attach_masks, global_magnitude_masks, original_weights, set_masks
+from experiments.train import Trainer, create_schedule
+from flowprune.bench import add_out, out_stem
+from hyperflows.masked_method import MaskCallback, MaskedMethod
+from hyperflows.method import Hyperflows, HyperflowsCallback
 
 REGIMES = ("dense", "masked", "hyperflows")
 #: model -> (in_channels, image size, classes)
@@ -96,7 +92,7 @@ def time_block(trainer: Trainer, device: torch.device) -> tuple[float, int | Non
     return sec, (torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="lenet300,lenet5")
     ap.add_argument("--batch-size", type=int, default=128)
@@ -104,8 +100,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1, help="CPU threads (1: stable ratios on a shared machine)")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--out", default="results/bench/bench_hyperflows")
-    args = ap.parse_args()
+    add_out(ap, "hyperflows", "json,md")
+    args = ap.parse_args(argv)
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
@@ -139,8 +135,7 @@ def main() -> None:
                          "device": dev_name, "times_ms": [1e3 * x for x in times[r]]})
             print(f"{name:14s} {r:10s} {1e3 * t:8.2f} ms/step  x{t / dense_t:.3f} time  x{mem / dense_mem:.2f} memory",
                   flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = out_stem(args.out, "hyperflows")
     out.with_suffix(".json").write_text(json.dumps({"device": dev_name, "torch": torch.__version__,
                                                     "steps": args.steps, "repeats": args.repeats, "rows": rows}, indent=1))
     lines = [f"# Hyperflows step time and memory vs dense ({dev_name}, torch {torch.__version__})", "",

@@ -1,22 +1,17 @@
-"""AGF report scripts on synthetic records: the grouping keys the AGF experiments vary (scorer label, kept
+"""AGF reports on synthetic records: the grouping keys the AGF experiments vary (scorer label, kept
 width, calibration T, from-scratch), seed means/stds against numpy, paired differences by hand, the paper's
 numbers beside ours, one-line errors."""
 from __future__ import annotations
-
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT
 from experiments.results import ResultsStore
-
-sys.path.insert(0, str(ROOT / "scripts"))
-import agf_phase_transition  # noqa: E402
-import agf_stress_table  # noqa: E402
-import agf_vit_bottleneck  # noqa: E402
-from agf_common import runs  # noqa: E402
+from flowprune.reports import agf_phase as agf_phase_transition
+from flowprune.reports import agf_stress as agf_stress_table
+from flowprune.reports import agf_vit as agf_vit_bottleneck
+from flowprune.reports.agf_common import runs
 
 
 def record(experiment, scorer, target, seed, acc, *, method="structured", T=10, scratch=False, finetune=True,

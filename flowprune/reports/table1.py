@@ -1,7 +1,7 @@
 """Hyperflows Table 1 from the results store, with the paper's reported numbers beside ours.
 
-    python scripts/hyperflows_table1.py [--results-dir results] [--experiment hyperflows/table1_proxy]
-    -> <results-dir>/tables/table1.{md,csv,tex}, <results-dir>/figures/table1_<model>_<dataset>.{png,pdf}
+    flowprune report table1 [--results-dir results] [--experiment hyperflows/table1_proxy]
+    -> <out>/tables/table1.{md,csv,tex}, <out>/figures/table1_<model>_<dataset>.{png,pdf} (--out: --results-dir)
 
 Rows: dense (metrics.dense_test_acc, one value per seed) and each method, ours followed by the paper's
 row(s) for that method marked "(reported)" (hyperflows/reported.py); paper-only baselines (GraSP, STR, SIS)
@@ -12,15 +12,22 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from hyperflows.reported import reported_table1  # noqa: E402
-from reporting import (fmt_mean_std, log_wandb, matplotlib_agg, pivot_cells, plot_mean_std,  # noqa: E402
-                       runs_or_exit, save_figure, spread, write_table)
+from flowprune.reports.common import (
+    fmt_mean_std,
+    log_wandb,
+    matplotlib_agg,
+    out_dir,
+    pivot_cells,
+    plot_mean_std,
+    runs_or_exit,
+    save_figure,
+    spread,
+    write_table,
+)
+from hyperflows.reported import reported_table1
 
 EXPERIMENTS = ("hyperflows/table1", "hyperflows/table1_proxy")
 METHOD_ORDER = ("dense", "hyperflows", "gmp", "rigl", "granet", "snip", "synflow", "magnitude")
@@ -117,8 +124,7 @@ def main(argv=None) -> int:
                     help=f"experiment name, repeatable (default: {' and '.join(EXPERIMENTS)}, whichever exist)")
     ap.add_argument("--metric", default="test_acc", help="test_acc (final, default) or test_acc_best (peak)")
     ap.add_argument("--name", default="table1")
-    ap.add_argument("--out", default=None, help="tables folder (default <results-dir>/tables)")
-    ap.add_argument("--figures", default=None, help="figures folder (default <results-dir>/figures)")
+    ap.add_argument("--out", default=None, help="writes <out>/tables and <out>/figures (default: --results-dir)")
     ap.add_argument("--wandb", action="store_true", help="also log the table and figures to W&B (offline)")
     args = ap.parse_args(argv)
 
@@ -127,13 +133,13 @@ def main(argv=None) -> int:
     found = [e for e in experiments if e in set(df["experiment"])]
     rep = reported(df)
     table = merge_rows(ours(df, args.metric), reported_wide(rep))
-    path = write_table(table, args.name, args.out or Path(args.results_dir) / "tables",
+    path = write_table(table, args.name, out_dir(args, "tables"),
                        note(df, found, args.metric, rep))
     print(f"wrote {path} (+ .csv, .tex)")
     images = {}
     for model, dataset in df[["model", "dataset"]].drop_duplicates().itertuples(index=False):
         png, _ = save_figure(figure(df, model, dataset, args.metric), f"{args.name}_{model}_{dataset}",
-                             args.figures or Path(args.results_dir) / "figures")
+                             out_dir(args, "figures"))
         images[f"{model}_{dataset}"] = png
         print(f"wrote {png} (+ .pdf)")
     log_wandb(args.wandb, args.name, {args.name: table}, images, args.results_dir, group="hyperflows-reports")

@@ -4,25 +4,22 @@ Both train the same LeNet-300-100 on the same in-memory Fashion-MNIST loader wit
 optimizer, on the CPU, in this one process; epochs alternate (loop, trainer, loop, trainer, ...) so
 drift in machine load hits both. Reported: median epoch seconds of each and their ratio (goal ≤ 1.10).
 
-    python scripts/bench_trainer.py [--epochs 5] [--threads 2]
+    flowprune bench trainer [--epochs 5] [--threads 2]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
+import torch.nn.functional as F
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from experiments.data import create_dataset  # noqa: E402
-from experiments.models import create_model  # noqa: E402
-from experiments.train import Trainer, create_schedule  # noqa: E402
+from experiments.data import create_dataset
+from experiments.models import create_model
+from experiments.train import Trainer, create_schedule
+from flowprune.bench import add_out, out_stem
 
 OPT = {"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4}
 
@@ -38,13 +35,13 @@ def hand_written_epoch(model, loader, opt) -> float:
     return time.perf_counter() - t0
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--data-root", default="data")
-    ap.add_argument("--out", default="results/bench/bench_trainer.json")
-    args = ap.parse_args()
+    add_out(ap, "trainer", "json")
+    args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     data = create_dataset("fashion_mnist", root=args.data_root, val_size=5000)
 
@@ -70,10 +67,10 @@ def main() -> None:
     out = {"model": "lenet300", "dataset": "fashion_mnist", "device": "cpu", "threads": args.threads,
            "epochs": args.epochs, "hand_written_epoch_s": loop_s, "trainer_epoch_s": trainer_s,
            "ratio": trainer_s / loop_s, "loop_times": loop_times, "trainer_times": trainer_times}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2))
+    path = out_stem(args.out, "trainer").with_suffix(".json")
+    path.write_text(json.dumps(out, indent=2))
     print(f"hand-written loop {loop_s:.2f} s/epoch | Trainer {trainer_s:.2f} s/epoch | "
-          f"ratio {out['ratio']:.3f} (goal <= 1.10) -> {args.out}")
+          f"ratio {out['ratio']:.3f} (goal <= 1.10) -> {path}")
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ Adam-on-t series, spec A10). A re-run at the same λ and seed replaces the earli
 ``--reference-demo`` skips the store and draws the same figure for the authors' sweeps (spec §4.1),
 writing ``figures/power_law_reported_<sweep>.*`` and ``tables/power_law_reported.*``.
 
-    python scripts/hyperflows_power_law.py [--results-dir results] [--experiment hyperflows/power_law_proxy]
-    python scripts/hyperflows_power_law.py --reference-demo
+    flowprune report power_law [--results-dir results] [--experiment hyperflows/power_law_proxy]
+    flowprune report power_law --reference-demo
 """
 from __future__ import annotations
 
@@ -27,11 +27,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[0]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from hyperflows.power_law import REPORTED_SWEEPS, PowerLawFit, fit_power_law  # noqa: E402
-from reporting import (fail, load_runs, log_wandb, matplotlib_agg, out_dir, report_parser, save_figure,  # noqa: E402
-                       write_table)
+from flowprune.reports.common import (
+    fail,
+    load_runs,
+    log_wandb,
+    matplotlib_agg,
+    out_dir,
+    report_parser,
+    save_figure,
+    write_table,
+)
+from hyperflows.power_law import REPORTED_SWEEPS, PowerLawFit, fit_power_law
 
 REPORTED_SOURCE = "reported (refit of the authors' data)"
 NOTE = ("Sparsity–pressure power law, eq. (15): D(λ) = c·λ^-(α0 + α1 ln λ), fitted as ln D quadratic in ln λ "
@@ -160,7 +166,7 @@ def figure_name(model: str, dataset: str, runs: pd.DataFrame) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = report_parser(__doc__, "hyperflows/power_law_proxy", out_root=True)
+    ap = report_parser(__doc__, "hyperflows/power_law_proxy")
     ap.add_argument("--reference-demo", action="store_true",
                     help="fit and plot the authors' sweeps (spec §4.1) instead of the results store")
     args = ap.parse_args(argv)

@@ -7,7 +7,7 @@
    batch 64, eager NCHW and in the deployment form (BN folded, channels-last). Target ≥ 0.6.
    (``--device cuda`` measures it on a GPU.)
 
-    OMP_NUM_THREADS=1 python scripts/bench_agf.py [--widths 1,2,4] [--threads 1] [--device cpu]
+    OMP_NUM_THREADS=1 flowprune bench agf [--widths 1,2,4] [--threads 1] [--device cpu]
 writes results/bench/bench_agf.{json,md}
 """
 from __future__ import annotations
@@ -16,25 +16,21 @@ import argparse
 import copy
 import json
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from agf.calibration import Calibrator  # noqa: E402
-from experiments.sparsity.removal import remove_channels  # noqa: E402
-from agf.scorers import create_scorer  # noqa: E402
-from experiments.measure import count_macs, inference_copy, latency_ms  # noqa: E402
-from experiments.models import create_model  # noqa: E402
-from experiments.sparsity.selection import select_keep  # noqa: E402
-from experiments.sparsity.units import find_units  # noqa: E402
-from reporting import markdown  # noqa: E402
+from agf.calibration import Calibrator
+from agf.scorers import create_scorer
+from experiments.measure import count_macs, inference_copy, latency_ms
+from experiments.models import create_model
+from experiments.sparsity.removal import remove_channels
+from experiments.sparsity.selection import select_keep
+from experiments.sparsity.units import find_units
+from flowprune.bench import add_out, out_stem
+from flowprune.reports.common import markdown
 
 
 def sync(device):
@@ -115,7 +111,7 @@ def bench(args, width: float, device: torch.device) -> dict:
     return res
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="resnet8")
     ap.add_argument("--widths", default="1", help="comma-separated width multipliers (resnet models)")
@@ -129,8 +125,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=9, help="alternating dense/pruned latency samples (median)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--out", default="results/bench/bench_agf", help="writes <out>.json and <out>.md")
-    args = ap.parse_args()
+    add_out(ap, "agf", "json,md")
+    args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -142,13 +138,12 @@ def main() -> None:
     cols = ["model", "width", "threads", "T", "calibration_over_train", "mac_reduction",
             "latency_ms_bs64_dense_eager", "latency_ms_bs64_pruned_eager", "speedup_over_mac_reduction_eager",
             "latency_ms_bs64_dense_deploy", "latency_ms_bs64_pruned_deploy", "speedup_over_mac_reduction_deploy"]
-    note = (f"scripts/bench_agf.py on {device} (torch {torch.__version__}), batch 64, "
+    note = (f"flowprune bench agf on {device} (torch {torch.__version__}), batch 64, "
             f"{args.image_size}x{args.image_size}x{args.in_channels}, {args.sparsity:.0%} of internal channels removed "
             f"(AGF scores). Targets: calibration_over_train <= 1.3, speedup_over_mac_reduction >= 0.6. eager = NCHW "
             "as a run records it; deploy = BN folded + channels-last (experiments.measure.inference_copy). "
             "Dense and pruned alternate within one process.")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = out_stem(args.out, "agf")
     out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
     out.with_suffix(".md").write_text(note + "\n\n" + markdown(df[cols]) + "\n")
     print(f"wrote {out.with_suffix('.md')}")

@@ -2,18 +2,13 @@
 over test inputs, 99th/1st percentile ratio and max/min, at an early vs a converged dense checkpoint (pretrain
 epochs), and the AUROC of s(x), max-softmax confidence and activation ℓ1 for "the pruned model is wrong".
 
-    python scripts/agf_signal.py [--results-dir results] [--experiment agf/signal_compression_proxy]
+    flowprune report agf_signal [--results-dir results] [--experiment agf/signal_compression_proxy]
 writes results/tables/agf_signal_compression.{md,csv,tex}
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from agf.reported import SIGNAL_COMPRESSION  # noqa: E402
-from agf_common import log_wandb, mean_std, out_dir, parser, runs, write_table  # noqa: E402
+from agf.reported import SIGNAL_COMPRESSION
+from flowprune.reports.agf_common import log_wandb, mean_std, out_dir, parser, runs, write_table
 
 
 def main(argv: list[str] | None = None) -> None:

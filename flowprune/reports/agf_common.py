@@ -1,24 +1,20 @@
-"""Shared helpers of the AGF report scripts: read ok records of one experiment, write tables, log to W&B."""
+"""Shared helpers of the AGF reports: read ok records of one experiment, write tables, log to W&B."""
 from __future__ import annotations
 
-import sys
 from functools import partial
-from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[0]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import reporting  # noqa: E402
-from reporting import mean_std, write_table  # noqa: E402,F401  (re-exported for the agf scripts)
+from flowprune.reports import common as reporting
+from flowprune.reports.common import mean_std, write_table  # noqa: F401  (re-exported for the AGF reports)
 
-#: The AGF report scripts log to their own W&B group.
+#: The AGF reports log to their own W&B group.
 log_wandb = partial(reporting.log_wandb, group="agf-reports")
 
 
 def parser(doc: str, experiment: str):
     """:func:`reporting.report_parser` with ``--out`` (tables and figures go under ``<out>/``)."""
-    return reporting.report_parser(doc, experiment, out_root=True)
+    return reporting.report_parser(doc, experiment)
 
 
 out_dir = reporting.out_dir
