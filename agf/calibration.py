@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from experiments.errors import ConfigError
 from experiments.sparsity.units import Unit
 
 
@@ -58,7 +59,7 @@ class Calibrator:
     def __init__(self, model: nn.Module, units: list[Unit], mode: str = "eval", trajectory_lr: float = 0.0,
                  per_sample: bool = False, label_mode: str = "true", position: str = "consumer_input"):
         if position not in ("consumer_input", "pre_activation"):
-            raise ValueError(f"method.calibration.position={position!r}; use consumer_input or pre_activation")
+            raise ConfigError(f"method.calibration.position={position!r}; use consumer_input or pre_activation")
         self.position = position
         self.model, self.units, self.mode = model, units, mode
         self.trajectory_lr, self.per_sample, self.label_mode = trajectory_lr, per_sample, label_mode

@@ -13,6 +13,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from experiments.errors import ConfigError
 from experiments.method import Method
 from experiments.sparsity.removal import channel_ratio_for, remove_channels
 from experiments.sparsity.selection import select_keep
@@ -73,27 +74,27 @@ class StructuredPruning(Method):
                  seed: int = 0, lr: float | None = None, scratch_epochs: int | None = None):
         super().__init__(name=name, finetune=finetune, lr=lr)
         if scratch_epochs is not None and int(scratch_epochs) < 1:
-            raise ValueError(f"method.scratch_epochs={scratch_epochs} must be >= 1 (or null: the pretrain budget)")
+            raise ConfigError(f"method.scratch_epochs={scratch_epochs} must be >= 1 (or null: the pretrain budget)")
         self.scratch_epochs = None if scratch_epochs is None else int(scratch_epochs)
         if isinstance(scorer, str):
             scorer = create_scorer(scorer, seed=seed)
         elif isinstance(scorer, (dict, DictConfig)):
             scorer = create_scorer(**{k: v for k, v in plain(scorer).items() if k != "_target_"})
         if not isinstance(scorer, Scorer):
-            raise ValueError(f"method.scorer must name a scorer ({sorted(SCORERS)})")
+            raise ConfigError(f"method.scorer must name a scorer ({sorted(SCORERS)})")
         if not 0.0 <= float(target_sparsity) < 1.0:
-            raise ValueError(f"sparsity.target={target_sparsity} must be in [0, 1) for structured pruning")
+            raise ConfigError(f"sparsity.target={target_sparsity} must be in [0, 1) for structured pruning")
         if target_kind not in ("channels", "macs", "params"):
-            raise ValueError(f"method.target_kind={target_kind!r}; use channels, macs or params")
+            raise ConfigError(f"method.target_kind={target_kind!r}; use channels, macs or params")
         self.scorer, self.target, self.target_kind = scorer, float(target_sparsity), target_kind
         self.global_ranking, self.normalize = bool(global_ranking), normalize
         self.iterative_steps, self.iterative_finetune_epochs = int(iterative_steps), int(iterative_finetune_epochs)
         unknown = set(plain(calibration) or {}) - set(CALIBRATION_DEFAULTS)
         if unknown:
-            raise ValueError(f"method.calibration has unknown keys {sorted(unknown)}; known: {sorted(CALIBRATION_DEFAULTS)}")
+            raise ConfigError(f"method.calibration has unknown keys {sorted(unknown)}; known: {sorted(CALIBRATION_DEFAULTS)}")
         self.calib = {**CALIBRATION_DEFAULTS, **(plain(calibration) or {})}
         if self.calib["mode"] not in ("eval", "train"):
-            raise ValueError(f"method.calibration.mode={self.calib['mode']!r}; use eval or train")
+            raise ConfigError(f"method.calibration.mode={self.calib['mode']!r}; use eval or train")
         self.include_residual, self.ignore, self.prune_heads = include_residual, list(plain(ignore) or []), prune_heads
         self.round_to, self.from_scratch = int(round_to), bool(from_scratch)
         self.save_scores, self.signal_batches = bool(save_scores), int(signal_batches)
@@ -150,7 +151,7 @@ class StructuredPruning(Method):
                 bs = max(1, n_train // (T * splits))
                 T = min(T, n_train // (splits * bs))
                 if T < 1:
-                    raise ValueError(f"method.calibration.splits={splits} needs at least {splits} training images "
+                    raise ConfigError(f"method.calibration.splits={splits} needs at least {splits} training images "
                                      f"for disjoint subsets; the train split has {n_train}")
                 log.warning("calibration splits: %d train images; %d subsets of %d batches of %d", n_train, splits, T, bs)
             batches = list(ctx.data.calibration_loader(T * splits, bs, seed_offset=int(self.calib["seed_offset"]) + 7))

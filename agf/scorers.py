@@ -13,6 +13,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
+from experiments.errors import ConfigError
 from experiments.sparsity.units import Unit, group_members
 
 ScoreFn = Callable[[nn.Module, dict, int, "Scorer"], torch.Tensor]
@@ -113,9 +114,9 @@ class Scorer(tp.importance.Importance):
 
     def __init__(self, name: str = "agf", seed: int = 0, ria_a: float = 0.5, agf_stat: str = "agf"):
         if name not in SCORERS:
-            raise ValueError(f"scorer.name={name!r} is unknown; choose one of {sorted(SCORERS)}")
+            raise ConfigError(f"scorer.name={name!r} is unknown; choose one of {sorted(SCORERS)}")
         if agf_stat not in ("agf", "agf_possum"):
-            raise ValueError(f"scorer.agf_stat={agf_stat!r}; use agf (abs per element) or agf_possum")
+            raise ConfigError(f"scorer.agf_stat={agf_stat!r}; use agf (abs per element) or agf_possum")
         self.name, self.seed, self.ria_a, self.agf_stat = name, seed, ria_a, agf_stat
         self.fn, self.needs = SCORERS[name]
         self.generator = torch.Generator().manual_seed(seed)

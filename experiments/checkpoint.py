@@ -19,16 +19,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from .errors import CheckpointError, CheckpointWriteError
+
 SHAPE_ATTRS = ("in_channels", "out_channels", "in_features", "out_features", "num_features", "groups",
                "num_heads", "head_dim", "normalized_shape", "embed_dim", "hidden_features")
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file is missing, truncated or not ours; the message names the file."""
-
-
-class CheckpointWriteError(OSError):
-    """A checkpoint or model file could not be written (the old file, if any, is untouched)."""
 
 
 def _umask() -> int:

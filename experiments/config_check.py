@@ -8,12 +8,10 @@ from typing import Callable
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from .errors import ConfigError
+
 STAGE_NAMES = ("pretrain", "calibrate", "prune", "finetune", "evaluate", "route")
 LOGGER_MODES = ("online", "offline", "disabled")
-
-
-class ConfigError(ValueError):
-    """A user-caused configuration error."""
 
 
 def _get(cfg: DictConfig, key: str, default=None):

@@ -21,6 +21,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 _OPS = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}
@@ -122,7 +124,7 @@ class ShardedLoader:
 
     def __init__(self, loader, rank: int, world_size: int):
         if loader.batch_size % world_size:
-            raise ValueError(f"trainer.batch_size={loader.batch_size} must be divisible by the number of "
+            raise ConfigError(f"trainer.batch_size={loader.batch_size} must be divisible by the number of "
                              f"DDP processes ({world_size})")
         self.loader, self.rank, self.world = loader, rank, world_size
 

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
+from .errors import ConfigError
+
 if TYPE_CHECKING:  # pragma: no cover
     from .context import StageContext
     from .train import Callback, FitResult
@@ -26,7 +28,7 @@ class Method:
         self.name = name
         self.do_finetune = finetune
         if lr is not None and not (float(lr) > 0 and float(lr) < float("inf")):
-            raise ValueError(f"method.lr={lr} must be a finite number > 0 (or null for the recipe's)")
+            raise ConfigError(f"method.lr={lr} must be a finite number > 0 (or null for the recipe's)")
         #: weight learning rate of this method's training stage (None: the recipe's); the study's LR grid sets it
         self.lr = None if lr is None else float(lr)
 

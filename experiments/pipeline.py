@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import re
 import subprocess
 import time
 import uuid
@@ -18,25 +19,21 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from .checkpoint import CheckpointError, CheckpointWriteError, config_key, load_model, save_model
-from .config_check import ConfigError, validate
+from .checkpoint import config_key, load_model, save_model
+from .config_check import validate
 from .context import StageContext
-from .data import DatasetUnavailable, create_dataset
+from .data import create_dataset
 from . import distributed
 from .measure import count_macs, latency_ms, layer_density, param_counts
 from .method import Method
-from .results import ResultsStore, StoreWriteError, complete_record
+from .errors import CheckpointError, ConfigError, TrainingOutOfMemory, UserError
+from .results import ResultsStore, complete_record
 from .resume import Preempted, ResumeState, run_key, stage_seed
 from .seeding import resolve_device, seed_everything
 from .tracking import Tracker
-from .train.trainer import TrainingOutOfMemory, is_out_of_memory
+from .train.trainer import is_out_of_memory
 
 log = logging.getLogger(__name__)
-
-#: Errors a user can cause: reported as one line, recorded as a failed run, never a traceback.
-USER_ERRORS = (ConfigError, DatasetUnavailable, CheckpointError, FileNotFoundError, PermissionError, ValueError,
-               TrainingOutOfMemory, CheckpointWriteError, StoreWriteError)
-
 
 class RunFailed(RuntimeError):
     """Raised after a failed run has been recorded; ``args[0]`` is the one-line error."""
@@ -60,14 +57,19 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
 
 
+#: a constructor called with a keyword it does not take, or without one it needs (a YAML key spelled wrong)
+KEYWORD_ERROR = re.compile(r"unexpected keyword argument|missing \d+ required (keyword-only |positional )?argument")
+
+
 def instantiate_component(node: DictConfig, key: str):
-    """``instantiate`` a ``_target_`` node; a ValueError/TypeError from the component's constructor (a bad
-    hyperparameter, an unknown keyword) becomes one ``ConfigError`` line naming the key, not Hydra's wrapper."""
+    """``instantiate`` a ``_target_`` node; a user error from the component's constructor (a bad hyperparameter,
+    an unknown or missing keyword) becomes one ``ConfigError`` line naming the key, not Hydra's wrapper; any
+    other exception is a bug and propagates with its traceback."""
     try:
         return instantiate(node)
     except InstantiationException as exc:
         cause = exc.__cause__
-        if isinstance(cause, (ValueError, TypeError)):
+        if isinstance(cause, UserError) or (isinstance(cause, TypeError) and KEYWORD_ERROR.search(str(cause))):
             raise ConfigError(f"{key}: {cause}") from exc
         raise
 
@@ -311,7 +313,7 @@ def run(cfg: DictConfig) -> dict:
                 log.error("%s", write_exc)
         if tracker is not None:
             tracker.finish(exit_code=1)
-        if isinstance(exc, USER_ERRORS) or isinstance(exc, FloatingPointError):
+        if isinstance(exc, UserError):   # one line; anything else is a bug and keeps its traceback
             raise RunFailed(record["error"]) from None
         raise RunFailed(record["error"]) from exc
     record["finished"] = _now()

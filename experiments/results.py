@@ -24,6 +24,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
+from .errors import StoreWriteError
+
 log = logging.getLogger(__name__)
 
 RECORD_FILE = "records.jsonl"
@@ -39,10 +41,6 @@ METRIC_KEYS = (
     "macs_dense", "macs_effective", "latency_ms_bs1", "latency_ms_bs64", "device",
 )
 STAGES = ("pretrain", "calibrate", "prune", "finetune", "evaluate")
-
-
-class StoreWriteError(OSError):
-    """A record could not be written (the file is left as it was)."""
 
 
 def study_file_name(experiment: str) -> str:

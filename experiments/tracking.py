@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 MODES = ("online", "offline", "disabled")
@@ -24,7 +26,7 @@ class Tracker:
                  tags: list[str] | None = None, config: dict | None = None,
                  results_dir: str | os.PathLike = "results", enabled: bool = True):
         if mode not in MODES:
-            raise ValueError(f"logger.mode={mode!r} is not one of {MODES}")
+            raise ConfigError(f"logger.mode={mode!r} is not one of {MODES}")
         self.mode = mode if enabled else "disabled"
         self.run = None
         if self.mode == "disabled":

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from experiments.errors import ConfigError
 from experiments.sparsity.drop_grow import global_magnitude_prune
 from experiments.sparsity.masks import apply_masks_, global_magnitude_masks, original_weights, set_masks
 from experiments.sparsity.schedules import gmp_sparsity
@@ -32,12 +33,12 @@ class GradualMagnitude(ScheduledMaskedMethod):
         super().__init__(name=name, target_sparsity=target_sparsity, finetune=finetune,
                          from_scratch=from_scratch, recipe=recipe, lr=lr)
         if not 0.0 <= float(initial_sparsity) <= self.target_sparsity:
-            raise ValueError(f"method.initial_sparsity={initial_sparsity} must be in [0, target_sparsity="
+            raise ConfigError(f"method.initial_sparsity={initial_sparsity} must be in [0, target_sparsity="
                              f"{self.target_sparsity}]")
         if int(prune_every) < 1:
-            raise ValueError(f"method.prune_every={prune_every} must be >= 1 (steps)")
+            raise ConfigError(f"method.prune_every={prune_every} must be >= 1 (steps)")
         if not 0.0 <= float(prune_start_fraction) <= float(prune_end_fraction) <= 1.0:
-            raise ValueError(f"need 0 <= method.prune_start_fraction ({prune_start_fraction}) <= "
+            raise ConfigError(f"need 0 <= method.prune_start_fraction ({prune_start_fraction}) <= "
                              f"method.prune_end_fraction ({prune_end_fraction}) <= 1")
         self.initial_sparsity = float(initial_sparsity)
         self.prune_every = int(prune_every)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from experiments.errors import ConfigError
 from experiments.sparsity.drop_grow import dense_gradients, drop_and_grow_layers
 from experiments.sparsity.schedules import granet_regen_rate
 
@@ -43,7 +44,7 @@ class GraNet(GradualMagnitude):
                          prune_end_fraction=prune_end_fraction, finetune=finetune, from_scratch=from_scratch,
                          recipe=recipe, lr=lr)
         if not 0.0 <= float(min_regen_rate) <= float(regen_rate) <= 1.0:
-            raise ValueError(f"need 0 <= method.min_regen_rate ({min_regen_rate}) <= method.regen_rate "
+            raise ConfigError(f"need 0 <= method.min_regen_rate ({min_regen_rate}) <= method.regen_rate "
                              f"({regen_rate}) <= 1")
         self.regen_rate = float(regen_rate)
         self.min_regen_rate = float(min_regen_rate)

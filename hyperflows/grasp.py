@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from experiments.distributed import all_reduce_
+from experiments.errors import ConfigError
 from experiments.sparsity.masks import keep_top, original_weights
 
 from .scheduled_method import ScheduledMaskedMethod
@@ -74,7 +75,7 @@ class GraSP(ScheduledMaskedMethod):
         super().__init__(name=name, target_sparsity=target_sparsity, finetune=finetune,
                          from_scratch=from_scratch, recipe=recipe, lr=lr)
         if int(samples_per_class) < 1 or float(temperature) <= 0:
-            raise ValueError(f"method.samples_per_class={samples_per_class} must be >= 1 and "
+            raise ConfigError(f"method.samples_per_class={samples_per_class} must be >= 1 and "
                              f"method.temperature={temperature} > 0")
         self.samples_per_class = int(samples_per_class)
         self.temperature = float(temperature)

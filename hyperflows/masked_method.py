@@ -13,9 +13,17 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from experiments.errors import ConfigError
 from experiments.method import Method
-from experiments.sparsity.masks import (BinaryMask, apply_masks_, attach_masks, current_masks, density, finalize,
-                                        set_masks)
+from experiments.sparsity.masks import (
+    BinaryMask,
+    apply_masks_,
+    attach_masks,
+    current_masks,
+    density,
+    finalize,
+    set_masks,
+)
 from experiments.train import Callback
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -52,7 +60,7 @@ class MaskedMethod(Method):
                  recipe: str = "finetune", lr: float | None = None):
         super().__init__(name=name, finetune=finetune, lr=lr)
         if not 0.0 <= float(target_sparsity) < 1.0:
-            raise ValueError(f"method.target_sparsity={target_sparsity} must be in [0, 1)")
+            raise ConfigError(f"method.target_sparsity={target_sparsity} must be in [0, 1)")
         self.target_sparsity = float(target_sparsity)
         self.needs_dense = not from_scratch
         self.recipe = recipe

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from experiments.errors import ConfigError
 from experiments.method import Method
 from experiments.sparsity.flow_mask import attach_flow_masks, flow_parameters
 from experiments.sparsity.masks import finalize, layer_densities, original_weights
@@ -247,20 +248,20 @@ class Hyperflows(Method):
                  lr: float | None = None):
         super().__init__(name=name, finetune=True, lr=lr)
         if not 0.0 <= float(target_sparsity) < 1.0:
-            raise ValueError(f"method.target_sparsity={target_sparsity} must be in [0, 1)")
+            raise ConfigError(f"method.target_sparsity={target_sparsity} must be in [0, 1)")
         self.target_sparsity = float(target_sparsity)
         self.needs_dense = not from_scratch
         epochs = int(epochs)
         self.pruning_epochs = (max(1, round(pruning_fraction * epochs)) if pruning_epochs is None
                                else int(pruning_epochs))
         if not 1 <= self.pruning_epochs <= epochs:
-            raise ValueError(f"method.pruning_epochs={self.pruning_epochs} must be in [1, method.epochs={epochs}]")
+            raise ConfigError(f"method.pruning_epochs={self.pruning_epochs} must be in [1, method.epochs={epochs}]")
         r = dict(regrowth or {})
         self.start_delay = int(r.get("start_delay", 0))
         #: epochs under pressure before the regrowth reset: E_p (+1 with the authors' timing)
         self.pressure_epochs = self.pruning_epochs + self.start_delay
         if not 0 <= self.start_delay or self.pressure_epochs > epochs:
-            raise ValueError(f"method.regrowth.start_delay={self.start_delay} must be >= 0 with pruning_epochs + "
+            raise ConfigError(f"method.regrowth.start_delay={self.start_delay} must be >= 0 with pruning_epochs + "
                              f"start_delay <= method.epochs={epochs}")
         self.regrowth_epochs = epochs - self.pressure_epochs
         self.t_init, self.ste_slope, self.flow_lr = float(t_init), float(ste_slope), float(flow_lr)
@@ -275,13 +276,13 @@ class Hyperflows(Method):
         self.regrowth_offset = float(s.get("regrowth_offset", 11.5 / 13))
         self.control = str(s.get("control", "closed_loop"))
         if self.control not in ("closed_loop", "open_loop"):
-            raise ValueError(f"method.scheduler.control={self.control!r}; use closed_loop or open_loop")
+            raise ConfigError(f"method.scheduler.control={self.control!r}; use closed_loop or open_loop")
         self.closed_loop = self.control == "closed_loop" and self.fixed_lambda is None
         self.snap_tolerance = float(s.get("snap_tolerance", 0.001))
         k = s.get("updates_per_epoch", "auto")
         self.updates_per_epoch = max(1, round(MIN_SCHEDULER_UPDATES / self.pruning_epochs)) if k == "auto" else int(k)
         if self.updates_per_epoch < 1:
-            raise ValueError(f"method.scheduler.updates_per_epoch={self.updates_per_epoch} must be >= 1")
+            raise ConfigError(f"method.scheduler.updates_per_epoch={self.updates_per_epoch} must be >= 1")
         self.regrowth_flow_lr_scale = float(r.get("flow_lr_scale", 5.0))
         self.regrowth_flow_lr_decay = float(r.get("flow_lr_decay", 0.75))
         self.regrowth_flow_lr_zero_after = int(r.get("flow_lr_zero_after", 50))

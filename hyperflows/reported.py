@@ -25,7 +25,7 @@ DATASETS = ("cifar10", "cifar100")
 
 #: Paper row label -> our ``method=`` name (None: no implementation here).
 METHOD_KEY = {
-    "Dense": "dense", "SNIP": "snip", "GraSP": None, "STR": None, "SIS": None, "SynFlow": "synflow",
+    "Dense": "dense", "SNIP": "snip", "GraSP": "grasp", "STR": None, "SIS": None, "SynFlow": "synflow",
     "RigL": "rigl", "GraNet (from scratch)?": "granet", "GraNet (post-training)?": "granet",
     "Hyperflows": "hyperflows", "GMP": "gmp", "DNW": None, "GraNet": "granet",
 }

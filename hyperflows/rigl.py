@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from experiments.errors import ConfigError
 from experiments.sparsity.drop_grow import dense_gradients, drop_and_grow_layers
 from experiments.sparsity.masks import original_weights
 from experiments.sparsity.schedules import apportion, erk_densities, rigl_drop_fraction
@@ -39,7 +40,7 @@ def layer_counts(shapes: dict[str, tuple[int, ...]], density: float, distributio
     elif distribution == "uniform":
         dens = {n: density for n in shapes}
     else:
-        raise ValueError(f"method.distribution={distribution!r} is not one of {DISTRIBUTIONS}")
+        raise ConfigError(f"method.distribution={distribution!r} is not one of {DISTRIBUTIONS}")
     return apportion(dens, sizes, int(round(density * sum(sizes.values()))))
 
 
@@ -63,13 +64,13 @@ class RigL(ScheduledMaskedMethod):
         super().__init__(name=name, target_sparsity=target_sparsity, finetune=finetune,
                          from_scratch=from_scratch, recipe=recipe, lr=lr)
         if init not in INITS:
-            raise ValueError(f"method.init={init!r} is not one of {INITS}")
+            raise ConfigError(f"method.init={init!r} is not one of {INITS}")
         if distribution not in DISTRIBUTIONS:
-            raise ValueError(f"method.distribution={distribution!r} is not one of {DISTRIBUTIONS}")
+            raise ConfigError(f"method.distribution={distribution!r} is not one of {DISTRIBUTIONS}")
         if int(update_every) < 1:
-            raise ValueError(f"method.update_every={update_every} must be >= 1 (steps)")
+            raise ConfigError(f"method.update_every={update_every} must be >= 1 (steps)")
         if not 0.0 <= float(alpha) <= 1.0 or not 0.0 <= float(end_fraction) <= 1.0:
-            raise ValueError(f"method.alpha={alpha} and method.end_fraction={end_fraction} must be in [0, 1]")
+            raise ConfigError(f"method.alpha={alpha} and method.end_fraction={end_fraction} must be in [0, 1]")
         self.init = init
         self.distribution = distribution
         self.erk_power_scale = float(erk_power_scale)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from experiments.errors import ConfigError
 from experiments.sparsity.drop_grow import set_tap
 from experiments.sparsity.masks import mask_modules, original_weights
 
@@ -54,7 +55,7 @@ class ScheduledMaskedMethod(MaskedMethod):
                  recipe: str | None = None, lr: float | None = None):
         recipe = recipe or ("pretrain" if from_scratch else "finetune")
         if recipe not in ("pretrain", "finetune"):
-            raise ValueError(f"method.recipe={recipe!r} must be pretrain, finetune or null")
+            raise ConfigError(f"method.recipe={recipe!r} must be pretrain, finetune or null")
         super().__init__(name=name, target_sparsity=target_sparsity, finetune=finetune,
                          from_scratch=from_scratch, recipe=recipe, lr=lr)
         self.total_steps: int | None = None   # T, set when the fit starts (or restored)

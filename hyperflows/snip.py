@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from experiments.distributed import all_reduce_
+from experiments.errors import ConfigError
 from experiments.sparsity.masks import keep_top, original_weights
 
 from .scheduled_method import ScheduledMaskedMethod
@@ -53,7 +54,7 @@ class SNIP(ScheduledMaskedMethod):
         super().__init__(name=name, target_sparsity=target_sparsity, finetune=finetune,
                          from_scratch=from_scratch, recipe=recipe, lr=lr)
         if int(batches) < 1:
-            raise ValueError(f"method.batches={batches} must be >= 1")
+            raise ConfigError(f"method.batches={batches} must be >= 1")
         self.batches = int(batches)
         self.batch_size = batch_size
 

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from experiments.distributed import broadcast_
+from experiments.errors import ConfigError
 from experiments.sparsity.masks import keep_top, mask_modules, original_weights
 from experiments.sparsity.schedules import exponential_densities
 
@@ -75,7 +76,7 @@ class SynFlow(ScheduledMaskedMethod):
         super().__init__(name=name, target_sparsity=target_sparsity, finetune=finetune,
                          from_scratch=from_scratch, recipe=recipe, lr=lr)
         if int(rounds) < 1:
-            raise ValueError(f"method.rounds={rounds} must be >= 1")
+            raise ConfigError(f"method.rounds={rounds} must be >= 1")
         self.rounds = int(rounds)
 
     def initial_masks(self, ctx: "StageContext") -> dict[str, torch.Tensor]:

@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from experiments.errors import ConfigError
+
 from .cache import SplitOutputs
 
 
@@ -15,7 +17,7 @@ def router_inputs(out: SplitOutputs, use_features: bool) -> torch.Tensor:
     parts = [p, p.sort(dim=1, descending=True).values]
     if use_features:
         if out.pruned_features is None:
-            raise ValueError("routing.use_features=true but the pruned expert's features were not captured")
+            raise ConfigError("routing.use_features=true but the pruned expert's features were not captured")
         parts.append(out.pruned_features.float())
     return torch.cat(parts, dim=1)
 

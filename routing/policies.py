@@ -12,6 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from experiments.errors import ConfigError
+
 from .cache import SplitOutputs
 from .learned import LearnedRouter
 
@@ -65,7 +67,7 @@ class SignalPolicy(Policy):
     def score(self, out: SplitOutputs) -> torch.Tensor:
         x = out.pruned_features if self.on_features else out.pruned_logits
         if x is None:
-            raise ValueError(f"routing={self.name} needs the pruned expert's features (none were captured)")
+            raise ConfigError(f"routing={self.name} needs the pruned expert's features (none were captured)")
         return self.sign * self.fn(x)
 
 
@@ -128,7 +130,7 @@ class LearnedPolicy(Policy):
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 17))
         n_fit = int(round(self.fit_fraction * n))
         if n_fit < 2 or n - n_fit < 2:
-            raise ValueError(f"routing=learned needs a larger validation split (dataset.val_size={n})")
+            raise ConfigError(f"routing=learned needs a larger validation split (dataset.val_size={n})")
         self.router.fit(val.subset(perm[:n_fit]), seed=seed)
         return val.subset(perm[n_fit:])
 
@@ -155,5 +157,5 @@ ZERO_COST = ("confidence", "margin", "entropy", "l1")
 
 def create_policy(name: str, **kwargs) -> Policy:
     if name not in POLICIES:
-        raise ValueError(f"routing.policy={name!r} is unknown; choose one of {sorted(POLICIES)}")
+        raise ConfigError(f"routing.policy={name!r} is unknown; choose one of {sorted(POLICIES)}")
     return POLICIES[name](**kwargs)

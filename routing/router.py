@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from experiments.checkpoint import load_model
+from experiments.errors import ConfigError
 from experiments.measure import count_macs
 from experiments.stats import auroc
 
@@ -69,14 +70,14 @@ class Router:
         self.timing_repeats, self.timing_batch_size, self.seed = int(timing_repeats), timing_batch_size, seed
         self.timing_max_samples = timing_max_samples
         if self.n_points < 2:
-            raise ValueError(f"routing.n_points={n_points} must be ≥ 2 (≥ 50 for a Pareto curve)")
+            raise ConfigError(f"routing.n_points={n_points} must be ≥ 2 (≥ 50 for a Pareto curve)")
 
     # -- experts ---------------------------------------------------------------------------------
     def expert_paths(self, ctx) -> tuple[Path, Path]:
         full = self.full_checkpoint or ctx.checkpoints.get("dense")
         pruned = self.pruned_checkpoint or ctx.checkpoints.get("final")
         if full is None or pruned is None:
-            raise ValueError("routing needs two experts: set routing.full_checkpoint / routing.pruned_checkpoint "
+            raise ConfigError("routing needs two experts: set routing.full_checkpoint / routing.pruned_checkpoint "
                              "or keep the pretrain and evaluate stages with save_checkpoints=true")
         return Path(full), Path(pruned)
 
@@ -89,7 +90,7 @@ class Router:
     # -- the stage ---------------------------------------------------------------------------------
     def run(self, ctx) -> dict:
         if ctx.data.split_size("val") == 0:
-            raise ValueError("routing chooses τ on validation: set dataset.val_size > 0")
+            raise ConfigError("routing chooses τ on validation: set dataset.val_size > 0")
         full, pruned = self.load_experts(ctx)
         bs = int(ctx.cfg.trainer.eval_batch_size)
         metrics, curve, summary = self.route(full, pruned, ctx.data.loader("val", bs), ctx.data.loader("test", bs),

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from experiments.errors import ConfigError
+
 from .costs import cascade_cost, mixture_cost
 
 
@@ -61,10 +63,10 @@ def select_point(escalation, acc, reference_acc: float, tolerance: float = 0.1, 
     acc = np.asarray(acc, dtype=float)
     if mode == "target_rate":
         if target_rate is None:
-            raise ValueError("routing.selection=target_rate needs routing.target_rate (e.g. 0.485)")
+            raise ConfigError("routing.selection=target_rate needs routing.target_rate (e.g. 0.485)")
         return int(np.lexsort((esc, np.abs(esc - target_rate)))[0])
     if mode != "match_full":
-        raise ValueError(f"routing.selection={mode!r} is not one of ['match_full', 'target_rate']")
+        raise ConfigError(f"routing.selection={mode!r} is not one of ['match_full', 'target_rate']")
     ok = np.flatnonzero(acc >= reference_acc - tolerance - 1e-9)
     if len(ok):
         return int(ok[np.argmin(esc[ok])])

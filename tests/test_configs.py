@@ -4,11 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
+from conftest import CONF, compose_cfg
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from conftest import CONF, compose_cfg
-from experiments.config_check import validate
+from experiments.config_check import import_target, validate
 
 GROUPS = ["dataset", "model", "method", "scorer", "sparsity", "routing", "trainer", "logger", "measure"]
 LOCAL_DATA = {"fashion_mnist", "fashion_mnist32"}
@@ -32,12 +33,14 @@ def test_leaf_composes_and_instantiates(group, option, tmp_path):
     if group == "sparsity":
         assert node.target == pytest.approx(float(option) / 100)
     if group in ("method", "scorer", "routing") and "_target_" in node:
-        assert instantiate(node) is not None
+        target = import_target(node._target_, f"{group}._target_")
+        assert isinstance(target, type) and isinstance(instantiate(node), target), node._target_
     if group == "model":
         from experiments.models import create_model
         size = 32 if option.startswith("vit") else 28
-        model = create_model(node.name, num_classes=10, in_channels=1, image_size=size, **node.kwargs)
-        assert sum(p.numel() for p in model.parameters()) > 0
+        model = create_model(node.name, num_classes=10, in_channels=1, image_size=size, **node.kwargs).eval()
+        with torch.no_grad():
+            assert model(torch.zeros(2, 1, size, size)).shape == (2, 10), option   # builds and runs at this size
     if group == "dataset" and option in LOCAL_DATA:
         from experiments.data import create_dataset
         d = OmegaConf.to_container(node)
@@ -45,8 +48,9 @@ def test_leaf_composes_and_instantiates(group, option, tmp_path):
         bundle = create_dataset(name, root=str(Path(__file__).resolve().parents[1] / "data"), **{**d, "train_subset": 64})
         assert bundle.num_classes == 10
     if group == "trainer":
-        from experiments.train import create_optimizer, create_schedule
         import torch
+
+        from experiments.train import create_optimizer, create_schedule
         for phase in ("pretrain", "finetune"):
             r = node[phase]
             create_optimizer([("w", torch.nn.Parameter(torch.zeros(2)))], **r.optimizer)

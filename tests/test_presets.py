@@ -30,7 +30,8 @@ def test_preset_runs_one_tiny_step(preset, tmp_path):
         assert "DatasetUnavailable" in str(exc) or "not found" in str(exc), str(exc)
         return
     assert record["status"] == "ok" and record["experiment"] == preset
-    assert record["metrics"]["test_acc"] is not None
+    correct = record["metrics"]["test_acc"] * cfg.dataset.test_subset / 100   # accuracy = k / n test images
+    assert correct == pytest.approx(round(correct), abs=1e-6) and 0 <= round(correct) <= cfg.dataset.test_subset
 
 
 SWEPT = [(p, m) for p in PRESETS

@@ -50,7 +50,7 @@ def create_dataset(name: str, root: str = "data", val_size: int = 5000, seed: in
     elif name in _REGISTRY:
         build = _REGISTRY[name]
     else:
-        raise ValueError(f"dataset={name!r} is unknown; available: {', '.join(list_datasets())}")
+        raise ConfigError(f"dataset={name!r} is unknown; available: {', '.join(list_datasets())}")
     bundle = build(root=root, val_size=val_size, seed=seed, train_subset=train_subset, test_subset=test_subset,
                    augment=augment, device=torch.device(device), download=download, **kwargs)
     if not isinstance(bundle, DataBundle):

@@ -12,6 +12,8 @@ from typing import Iterator, Protocol
 import torch
 import torch.nn.functional as F
 
+from ..errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Augment:
@@ -167,7 +169,7 @@ def carve_validation(images: torch.Tensor, labels: torch.Tensor, val_size: int, 
         empty = (images[:0], labels[:0])
         return (images, labels), empty
     if val_size >= len(labels):
-        raise ValueError(f"dataset.val_size={val_size} must be smaller than the training set ({len(labels)})")
+        raise ConfigError(f"dataset.val_size={val_size} must be smaller than the training set ({len(labels)})")
     perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(int(seed)))
     val_idx, train_idx = perm[:val_size], perm[val_size:]
     return (images[train_idx], labels[train_idx]), (images[val_idx], labels[val_idx])

@@ -10,18 +10,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import DatasetCorrupt, DatasetUnavailable
+
 #: Debian package ``dataset-fashion-mnist`` installs the four idx files here.
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-
-
-class DatasetUnavailable(FileNotFoundError):
-    """The dataset is neither on disk nor downloadable; the message names the fix."""
-
-
-class DatasetCorrupt(DatasetUnavailable):
-    """A dataset file exists but its bytes are not what its format says (truncated, wrong magic)."""
 
 
 #: idx magic: 0x00000801 labels (uint8, 1 dim), 0x00000803 images (uint8, 3 dims)

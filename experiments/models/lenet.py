@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from .registry import register_model
 
 
@@ -41,7 +42,7 @@ class LeNet5(nn.Module):
         pad = 2 if image_size < 32 else 0
         side = ((image_size + 2 * pad - 4) // 2 - 4) // 2
         if side < 1:
-            raise ValueError(f"lenet5 needs image_size >= 16, got {image_size}")
+            raise ConfigError(f"lenet5 needs image_size >= 16, got {image_size}")
         self.conv1 = nn.Conv2d(in_channels, 6, 5, padding=pad)
         self.relu1 = nn.ReLU()
         self.pool1 = nn.MaxPool2d(2)

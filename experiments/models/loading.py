@@ -9,6 +9,8 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+
 _WRAPPER_KEYS = ("model", "state_dict")
 _PREFIXES = ("module.", "_orig_mod.")     # DataParallel / DDP and torch.compile wrappers
 
@@ -32,18 +34,18 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """
     file = Path(path).expanduser()
     if not file.is_file():
-        raise FileNotFoundError(f"checkpoint file not found: {file} (check model.checkpoint)")
+        raise ConfigError(f"checkpoint file not found: {file} (check model.checkpoint)")
     try:
         obj = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - garbage bytes, a truncated zip, a pickle of objects
-        raise ValueError(f"model.checkpoint={file} is not a readable torch checkpoint ({type(exc).__name__}); "
+        raise ConfigError(f"model.checkpoint={file} is not a readable torch checkpoint ({type(exc).__name__}); "
                          f"pass a state-dict file saved with torch.save") from None
     for key in _WRAPPER_KEYS:
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
             break
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f"{file} holds no state dict (expected name->tensor, or one under 'model'/'state_dict')")
+        raise ConfigError(f"{file} holds no state dict (expected name->tensor, or one under 'model'/'state_dict')")
     return {_strip(k): v for k, v in obj.items()}
 
 

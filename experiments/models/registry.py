@@ -13,6 +13,7 @@ from typing import Any, Callable
 from torch import nn
 
 from ..config_check import import_target
+from ..errors import ConfigError
 from .loading import load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def get_entry(name: str) -> ModelEntry:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown model '{name}'; available: {', '.join(list_models())}") from None
+        raise ConfigError(f"unknown model '{name}'; available: {', '.join(list_models())}") from None
 
 
 def create_model(name: str, num_classes: int, in_channels: int, image_size: int,
@@ -88,9 +89,9 @@ def create_model(name: str, num_classes: int, in_channels: int, image_size: int,
     unknown = sorted(set(kwargs) - set(entry.kwargs))
     if unknown and not entry.any_kwargs:
         accepted = ", ".join(entry.kwargs) or "none"
-        raise TypeError(f"model '{name}' got unexpected keyword argument(s) {', '.join(unknown)}; accepted: {accepted}")
+        raise ConfigError(f"model '{name}' got unexpected keyword argument(s) {', '.join(unknown)}; accepted: {accepted}")
     if pretrained and not entry.has_pretrained:
-        raise ValueError(f"model '{name}' has no pretrained weights; set model.pretrained=false "
+        raise ConfigError(f"model '{name}' has no pretrained weights; set model.pretrained=false "
                          f"or pass model.checkpoint=<path> (models with weights: {', '.join(list_models(True))})")
     if entry.has_pretrained:
         if pretrained and checkpoint:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from .registry import register_model
 from .resnet_cifar import CifarResNet, init_weights, resnet18_cifar
 
@@ -40,7 +41,7 @@ class WideResNet(nn.Module):
     def __init__(self, depth: int, widen_factor: int, dropout: float, num_classes: int, in_channels: int) -> None:
         super().__init__()
         if depth < 10 or (depth - 4) % 6:
-            raise ValueError(f"wrn depth must be 6n+4 with n >= 1 (e.g. 16, 22, 28, 40), got {depth}")
+            raise ConfigError(f"wrn depth must be 6n+4 with n >= 1 (e.g. 16, 22, 28, 40), got {depth}")
         n = (depth - 4) // 6
         widths = [16 * widen_factor, 32 * widen_factor, 64 * widen_factor]
         self.conv1 = nn.Conv2d(in_channels, 16, 3, padding=1, bias=False)

@@ -8,6 +8,7 @@ from torch import nn
 
 from experiments.measure import count_macs
 
+from ..errors import ConfigError
 from .selection import select_keep
 from .units import Unit, build_graph, find_units, out_fn
 
@@ -34,7 +35,7 @@ def cost(model: nn.Module, example: torch.Tensor, kind: str) -> float:
         return float(count_macs(model, example)["macs_dense"])
     if kind == "params":
         return float(sum(p.numel() for p in model.parameters()))
-    raise ValueError(f"method.target_kind={kind!r}; use channels, macs or params")
+    raise ConfigError(f"method.target_kind={kind!r}; use channels, macs or params")
 
 
 def channel_ratio_for(model: nn.Module, example: torch.Tensor, scores: dict[str, torch.Tensor], target: float,
@@ -51,7 +52,7 @@ def channel_ratio_for(model: nn.Module, example: torch.Tensor, scores: dict[str,
 
     lo, hi = 0.0, 0.999
     if reduction(hi) < target:
-        raise ValueError(f"sparsity.target={target} unreachable by pruning internal channels "
+        raise ConfigError(f"sparsity.target={target} unreachable by pruning internal channels "
                          f"(max {kind} reduction {reduction(hi):.3f}); set method.include_residual=true")
     for _ in range(steps):
         mid = (lo + hi) / 2

@@ -6,6 +6,8 @@ import math
 
 import torch
 
+from ..errors import ConfigError
+
 
 def keep_count(n: int, ratio: float, round_to: int = 1, min_keep: int = 1) -> int:
     """Channels kept when removing the fraction ``ratio`` of ``n`` (rounded, multiple of ``round_to``)."""
@@ -23,7 +25,7 @@ def normalise(scores: torch.Tensor, how: str) -> torch.Tensor:
         return scores / scores.norm().clamp_min(1e-30)
     if how == "none":
         return scores
-    raise ValueError(f"method.normalize={how!r}; use mean, l2 or none")
+    raise ConfigError(f"method.normalize={how!r}; use mean, l2 or none")
 
 
 def topk_sorted(scores: torch.Tensor, k: int) -> torch.Tensor:

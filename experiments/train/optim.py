@@ -6,6 +6,8 @@ from typing import Iterable
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+
 OPTIMIZERS = ("sgd", "adam", "adamw")
 
 
@@ -34,4 +36,4 @@ def create_optimizer(named_params: Iterable[tuple[str, nn.Parameter]], name: str
         return torch.optim.Adam(groups, lr=lr, betas=tuple(betas))
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas))
-    raise ValueError(f"trainer.optimizer.name={name!r} is not one of {OPTIMIZERS}")
+    raise ConfigError(f"trainer.optimizer.name={name!r} is not one of {OPTIMIZERS}")

@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from ..errors import ConfigError
+
 KINDS = ("cosine", "multistep", "constant", "linear")
 
 
@@ -25,9 +27,9 @@ class Phase:
 
     def __post_init__(self):
         if self.kind not in KINDS:
-            raise ValueError(f"schedule kind {self.kind!r} is not one of {KINDS}")
+            raise ConfigError(f"schedule kind {self.kind!r} is not one of {KINDS}")
         if self.epochs < 0:
-            raise ValueError(f"schedule phase epochs must be >= 0, got {self.epochs}")
+            raise ConfigError(f"schedule phase epochs must be >= 0, got {self.epochs}")
 
     def lr_at(self, e: int) -> float:
         """LR for epoch ``e`` (0-based) inside this phase."""

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..errors import NonFiniteLoss, TrainingOutOfMemory
 from ..measure import evaluate
 from ..resume import Preempted, preemption_requested, rng_state, set_rng_state
 from .callbacks import Callback, ExtraOptimizer
@@ -47,14 +48,6 @@ class Heartbeat:
         if now >= self.next and self.total:
             self.next = now + self.every
             log.info("[%s] %d %% of epoch (%d/%d steps)", self.desc, 100 * step // self.total, step, self.total)
-
-
-class NonFiniteLoss(FloatingPointError):
-    """Training produced NaN/inf; the message names the epoch, step and the knob to turn."""
-
-
-class TrainingOutOfMemory(RuntimeError):
-    """The device ran out of memory in a training step; the message names ``trainer.batch_size``."""
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

@@ -97,3 +97,11 @@ class BuggyMethod(Method):
 
     def prune(self, ctx):
         return {}["missing"]
+
+
+class ValueBugMethod(Method):
+    """A genuine bug that raises a builtin ValueError: before the project's own error types, any ValueError was
+    taken for a user error and its traceback dropped."""
+
+    def prune(self, ctx):
+        return float("not a number")

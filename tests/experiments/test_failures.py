@@ -126,12 +126,17 @@ def test_wandb_errors_never_kill_a_run(tiny_cfg, monkeypatch, caplog, init_fails
     assert "wandb" in caplog.text
 
 
-def test_a_genuine_bug_keeps_its_traceback_and_ends_with_the_one_line_summary(tiny_cfg, monkeypatch, capsys):
+@pytest.mark.parametrize("method, line, last", [
+    ("BuggyMethod", '{}["missing"]', "error: KeyError: 'missing'"),
+    ("ValueBugMethod", 'float("not a number")', "error: ValueError: could not convert string to float: 'not a number'"),
+])
+def test_a_genuine_bug_keeps_its_traceback_and_ends_with_the_one_line_summary(tiny_cfg, monkeypatch, capsys,
+                                                                              method, line, last):
     monkeypatch.setattr(cli, "_is_multirun", lambda: True)
-    cli.main_entry(tiny_cfg("method=dense", "method._target_=ddp_mask_method.BuggyMethod", "experiment_name=failures"))
+    cli.main_entry(tiny_cfg("method=dense", f"method._target_=ddp_mask_method.{method}", "experiment_name=failures"))
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[0].startswith("Traceback") and any("BuggyMethod" in line or "'missing'" in line for line in err)
-    assert err[-1] == "error: KeyError: 'missing'"
+    assert err[0].startswith("Traceback") and any(line in text for text in err)   # the faulty source line
+    assert err[-1] == last
 
 
 def test_a_user_error_has_no_traceback(tiny_cfg, monkeypatch, capsys):

@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from experiments.errors import ConfigError
 from experiments.models import create_model, list_models, load_state_dict_file, register_model
 
 ALL = list_models()
@@ -121,7 +122,7 @@ def test_checkpoint_strips_wrapper_prefix(tmp_path) -> None:
 
 def test_checkpoint_missing_file(tmp_path) -> None:
     path = tmp_path / "nope.pt"
-    with pytest.raises(FileNotFoundError, match="model.checkpoint") as info:
+    with pytest.raises(ConfigError, match="model.checkpoint") as info:
         create_model("lenet300", 10, 1, 28, checkpoint=str(path))
     assert str(path) in str(info.value) and "\n" not in str(info.value)
 
@@ -186,10 +187,10 @@ def test_unknown_model_name() -> None:
 
 
 def test_unknown_kwarg() -> None:
-    with pytest.raises(TypeError, match="model 'resnet20' got unexpected keyword argument.*depth") as info:
+    with pytest.raises(ConfigError, match="model 'resnet20' got unexpected keyword argument.*depth") as info:
         create_model("resnet20", 10, 3, 32, depth=20)
     assert "\n" not in str(info.value)
-    with pytest.raises(TypeError, match="model 'lenet300'.*accepted: none"):
+    with pytest.raises(ConfigError, match="model 'lenet300'.*accepted: none"):
         create_model("lenet300", 10, 1, 28, width=2.0)
 
 
