@@ -32,9 +32,8 @@ def routing_runs(results_dir: str, experiment: str) -> list[dict]:
 def expert_label(r: dict) -> str:
     cfg, m = r.get("config") or {}, r["metrics"]
     method = cfg.get("method") or {}
-    keep = method.get("keep")
-    keep = f"keep {float(keep):.0%}" if keep is not None else f"sparsity {(cfg.get('sparsity') or {}).get('target')}"
-    return f"{cfg.get('model', {}).get('name')} {method.get('name')} {keep} ({m['routing_mac_ratio']:.2f}x MACs)"
+    target = (cfg.get("sparsity") or {}).get("target")
+    return f"{cfg.get('model', {}).get('name')} {method.get('name')} sparsity {target} ({m['routing_mac_ratio']:.2f}x MACs)"
 
 
 def sizes_table(runs: list[dict]) -> pd.DataFrame:

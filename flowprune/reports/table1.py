@@ -30,7 +30,7 @@ from flowprune.reports.common import (
 from hyperflows.reported import reported_table1
 
 EXPERIMENTS = ("hyperflows/table1", "hyperflows/table1_proxy")
-METHOD_ORDER = ("dense", "hyperflows", "gmp", "rigl", "granet", "snip", "synflow", "magnitude")
+METHOD_ORDER = ("dense", "hyperflows", "gmp", "rigl", "granet", "snip", "grasp", "synflow", "magnitude")
 COLS = ["model", "dataset", "target"]
 REPORTED = " (reported)"
 
