@@ -40,3 +40,47 @@ def test_structured_vit_from_scratch_and_signal(tmp_path, caplog):
     # T = 20 batches of 32 asked from a 512-image train split: 16 exist; recorded and warned about
     assert m["calibration_batches"] == 512 // 32
     assert any("calibration: 20 batches of 32 asked" in r.getMessage() for r in caplog.records)
+
+
+def test_calibration_splits_are_disjoint_subsets_of_t_batches(tmp_path, monkeypatch):
+    """method.calibration.splits=3: after the main calibration, three calibrations of T batches each, and no
+    image is in two of them (one shuffled pass without replacement)."""
+    from agf.calibration import Calibrator
+
+    seen, run_ = [], Calibrator.run
+
+    def recording_run(self, batches):
+        batches = list(batches)
+        seen.append([x.clone() for x, _ in batches])
+        return run_(self, batches)
+    monkeypatch.setattr(Calibrator, "run", recording_run)
+    cfg = compose_cfg(TINY + ["method=structured", "model=resnet8", "scorer=l1", "sparsity.target=0.5",
+                              "method.calibration.batches=2", "method.calibration.batch_size=16",
+                              "method.calibration.splits=3", "stages=[calibrate,prune,evaluate]"], tmp_path)
+    assert run(cfg)["status"] == "ok"
+    splits = seen[-3:]
+    assert [len(s) for s in splits] == [2, 2, 2] and all(x.shape[0] == 16 for s in splits for x in s)
+    rows = [torch.cat(s).flatten(1) for s in splits]
+    for i in range(3):
+        for j in range(i + 1, 3):   # pairwise: no image of subset i equals one of subset j
+            assert not (torch.cdist(rows[i], rows[j]) == 0).any(), (i, j)
+
+
+def test_global_ranking_keeps_the_global_top_k_of_mean_normalised_l1(tmp_path):
+    """method.global_ranking=true on ResNet-8: the kept widths equal a brute-force global top-k over every
+    block's filter L1 norms, each divided by its layer's mean (normalize=mean), computed from the dense model."""
+    cfg = compose_cfg(TINY + ["method=structured", "model=resnet8", "scorer=l1", "sparsity.target=0.5",
+                              "method.global_ranking=true", "method.normalize=mean",
+                              "stages=[pretrain,calibrate,prune,evaluate]"], tmp_path)
+    rec = run(cfg)
+    dense, _ = load_model(rec["checkpoints"]["dense"])
+    scores = {}
+    for name, mod in dense.named_modules():
+        if name.endswith("conv1") and "." in name:   # the blocks' inner convs: the units without residual coupling
+            s = mod.weight.detach().abs().sum(dim=(1, 2, 3))
+            scores[name] = s / s.mean()
+    flat = sorted(((float(v), n) for n, s in scores.items() for v in s), reverse=True)
+    k = sum(round(len(s) * 0.5) for s in scores.values())
+    expected = {n: sum(1 for _, m in flat[:k] if m == n) for n in scores}
+    assert rec["metrics"]["kept_channels"] == expected
+    assert len(set(expected.values())) > 1   # the layers really got different widths

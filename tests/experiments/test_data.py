@@ -103,3 +103,31 @@ def test_default_data_root_is_outside_the_checkout(monkeypatch):
     assert ROOT not in root.parents and root != ROOT / "data"
     monkeypatch.setenv("FLOWPRUNE_DATA", "/somewhere/else")
     assert compose([]).data_root == "/somewhere/else"
+
+
+def test_imagenet100_class_list_remaps_to_sorted_indices_and_drops_the_rest(tmp_path):
+    """An ImageFolder with wnids n001 (black), n002 (grey), n003 (white); the class list keeps n003 and n001:
+    labels become 0 = n001, 1 = n003 (sorted wnids), n002's images are gone, in train and in test (= val/)."""
+    from PIL import Image
+
+    from experiments.data import DatasetUnavailable
+    from experiments.data.imagenet import imagenet_loader_factory
+
+    shade = {"n001": 0, "n002": 128, "n003": 255}
+    for sub in ("train", "val"):
+        for wnid, v in shade.items():
+            (tmp_path / sub / wnid).mkdir(parents=True)
+            for i in range(3):
+                Image.new("RGB", (10, 10), (v, v, v)).save(tmp_path / sub / wnid / f"{i}.png")
+    classes = tmp_path / "classes.txt"
+    classes.write_text("# two of three\nn003 white\nn001 black\n")
+    factory = imagenet_loader_factory(tmp_path, image_size=8, num_workers=0, class_list=classes, pin_memory=False)
+    for split in ("train", "test"):
+        xs, ys = zip(*factory(split, 2, False))
+        x, y = torch.cat(xs), torch.cat(ys)
+        assert len(y) == 6 and sorted(y.tolist()) == [0, 0, 0, 1, 1, 1], split
+        assert torch.equal(x.mean(dim=(1, 2, 3)) > 0, y == 1), split   # white (n003) -> 1, black (n001) -> 0
+    classes.write_text("n001\nn009\n")
+    with pytest.raises(DatasetUnavailable, match="n009"):
+        list(imagenet_loader_factory(tmp_path, image_size=8, num_workers=0, class_list=classes,
+                                     pin_memory=False)("test", 2, False))

@@ -46,3 +46,43 @@ def test_bad_hyperparameters_fail_with_one_line(tmp_path):
     from experiments.pipeline import RunFailed
     with pytest.raises(RunFailed, match="pruning_epochs"):
         run(compose_cfg(FAST + ["method.pruning_epochs=9"], tmp_path))
+
+
+def test_intra_epoch_scheduler_ticks_follow_the_step_clock(tmp_path, monkeypatch):
+    """updates_per_epoch=3 on 3 steps/epoch, 2 pruning epochs: Algorithm 1 runs after steps 1 and 2 of each
+    pruning epoch (indices e·3 + q) and at the end of the first epoch (index 3), never in regrowth."""
+    from hyperflows.scheduler import PressureScheduler
+
+    calls = []
+    step = PressureScheduler.step
+    monkeypatch.setattr(PressureScheduler, "step", lambda self, e, density: calls.append(e) or step(self, e, density))
+    record = run(compose_cfg(FAST + ["sparsity.target=0.5", "method.figures=false"], tmp_path))
+    assert record["status"] == "ok"
+    assert calls == [1, 2, 3, 4, 5]
+
+
+def test_flow_stats_from_adams_first_moment_with_pressure_removed():
+    """flow of a pruned weight = −(m_t − λ/n·[t > −threshold]), m_t = (1 − β1)·g after one Adam step."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from hyperflows.method import HyperflowsCallback
+
+    cb = object.__new__(HyperflowsCallback)   # only the fields flow_stats reads
+    t = torch.nn.Parameter(torch.tensor([0.5, -0.2, -3.0, -0.1]))
+    cb.ts, cb.n, cb.lam, cb.epoch, cb.hold = [t], 4, 2.0, 0, None
+    cb.m = SimpleNamespace(threshold=1.0, pressure_epochs=1)
+    cb.flow_opt = torch.optim.Adam([t], lr=1e-3)
+    g = torch.tensor([0.3, -0.4, 0.2, 0.6])
+    t.grad = g.clone()
+    cb.flow_opt.step()
+    masks = [torch.tensor([True, False, False, False])]   # t >= 0 before the step
+    with torch.no_grad():                               # as in on_epoch_end
+        out = cb.flow_stats(masks)
+    # pruned: t = -0.2, -3.0, -0.1 (after a 1e-3 step: still < 0); pressure λ/n = 0.5 acts where t > -1
+    m_t = 0.1 * g[1:]
+    flow = -(m_t - 0.5 * torch.tensor([1.0, 0.0, 1.0]))     # [0.54, -0.02, 0.44]
+    assert out["flow_mean_pruned"] == pytest.approx(float(flow.mean()))
+    assert out["flow_positive_frac"] == pytest.approx(2 / 3)
+    assert out["t_mean_pruned"] == pytest.approx(float(t.detach()[1:].mean()))

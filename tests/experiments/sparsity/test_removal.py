@@ -114,3 +114,26 @@ def test_residual_groups_are_pruned_consistently_when_enabled():
     for u in coupled:
         assert {p.out_channels for p in u.producers} == {len(keep[u.name])}
     assert model.fc.in_features == len(keep[coupled[-1].name])
+
+
+def test_params_target_is_reached_and_counted_like_a_fresh_count():
+    """target_kind=params: the bisected channel ratio removes at least the asked fraction of parameters, counted
+    independently on the pruned model's state dict, and a visibly smaller ratio would not."""
+    from experiments.sparsity.removal import channel_ratio_for
+
+    model = build("resnet8")
+    x = torch.randn(1, 1, 28, 28)
+    units = find_units(model, x)
+    g = torch.Generator().manual_seed(1)
+    scores = {u.name: torch.rand(u.num_channels, generator=g) for u in units}
+    dense_params = sum(v.numel() for k, v in model.state_dict().items() if not k.endswith(("running_mean",
+                       "running_var", "num_batches_tracked")))
+    ratio = channel_ratio_for(model, x, scores, 0.3, "params")
+
+    def params_after(r):
+        m = build("resnet8")
+        remove_channels(m, x, find_units(m, x), select_keep(scores, r))
+        return sum(v.numel() for k, v in m.state_dict().items() if not k.endswith(("running_mean", "running_var",
+                   "num_batches_tracked")))
+    assert 1 - params_after(ratio) / dense_params >= 0.3
+    assert 1 - params_after(ratio - 0.05) / dense_params < 0.3
