@@ -9,20 +9,34 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import TINY, compose_cfg
 from torch import nn
 
-from conftest import TINY, compose_cfg
 from experiments.context import StageContext
 from experiments.pipeline import run
 from experiments.sparsity.drop_grow import drop_and_grow, global_magnitude_prune
+from experiments.sparsity.masks import (
+    BinaryMask,
+    attach_masks,
+    current_masks,
+    mask_modules,
+    original_weights,
+    set_masks,
+)
+from experiments.sparsity.schedules import (
+    apportion,
+    erk_densities,
+    exponential_densities,
+    gmp_sparsity,
+    granet_regen_rate,
+    rigl_drop_fraction,
+)
+from experiments.train import Callback, Trainer, create_schedule
+from hyperflows.gmp import GradualMagnitude
 from hyperflows.granet import GraNet
 from hyperflows.grasp import class_balanced_sample, grasp_scores
-from hyperflows.gmp import GradualMagnitude
-from experiments.sparsity.masks import (BinaryMask, apply_masks_, attach_masks, current_masks, mask_modules,
-                                        original_weights, set_masks)
 from hyperflows.rigl import RigL, layer_counts
-from experiments.sparsity.schedules import (apportion, erk_densities, exponential_densities, gmp_sparsity, granet_regen_rate,
-                                  rigl_drop_fraction)
+from hyperflows.scheduled_method import BaselineCallback
 from hyperflows.snip import snip_scores
 from hyperflows.synflow import linearized_copy, synflow_masks, synflow_scores
 
@@ -35,20 +49,66 @@ def masked(model: nn.Module, masks: dict[str, torch.Tensor] | None = None) -> nn
     return model
 
 
-def fake_trainer(model, optimizer, total_steps: int, step: int):
-    """What the methods read from ``Trainer``: model, optimizer, step clock, loader length."""
-    return SimpleNamespace(model=model, optimizer=optimizer, global_step=step, schedule=SimpleNamespace(epochs=1),
-                           train_loader=[None] * total_steps, max_steps_per_epoch=None, steps_per_epoch=total_steps)
+class LossTrainer(Trainer):
+    """The real training loop (hook order, optimizer, step clock) over ``steps`` dummy batches, with ``loss_fn``
+    of the whole model in place of cross-entropy: the loss the hand-worked references are built on."""
+
+    def __init__(self, model, loss_fn, steps: int, optimizer: dict, callbacks=(), step_offset: int = 0):
+        batch = (torch.zeros(1), torch.zeros(1, dtype=torch.long))
+        super().__init__(model, [batch] * steps, {}, create_schedule(1, optimizer["lr"], name="constant"),
+                         optimizer, callbacks=callbacks, progress=False, amp=False, step_offset=step_offset)
+        self.loss_fn = loss_fn
+
+    def compute_loss(self, x, y):
+        return self.loss_fn(self.model), torch.zeros(len(y), 2)
 
 
-def train_step(method, trainer, loss_fn) -> None:
-    """One step in the trainer's order: forward/backward, method.before_step, optimizer step, re-mask."""
-    trainer.optimizer.zero_grad(set_to_none=True)
-    loss_fn(trainer.model).backward()
-    method.before_step(trainer)
-    trainer.optimizer.step()
-    apply_masks_(trainer.model, trainer.optimizer)
-    trainer.global_step += 1
+class StopFit(Exception):
+    """Raised by a hook to end a fit after the steps a test looks at."""
+
+
+class Hooks(Callback):
+    """Runs ``fn(trainer)`` at the named hook points of the real trainer (placed before or after the method's
+    own callback, it sees the state before or after the method's update)."""
+
+    def __init__(self, **fns):
+        self.fns = fns
+
+    def on_after_backward(self, trainer):
+        if "on_after_backward" in self.fns:
+            self.fns["on_after_backward"](trainer)
+
+    def on_after_step(self, trainer):
+        if "on_after_step" in self.fns:
+            self.fns["on_after_step"](trainer)
+
+
+def make_trainer(method, model, loss_fn, steps: int, before=None, after=None, stop_after: int | None = None,
+                 step_offset=0, **optimizer) -> LossTrainer:
+    """A real trainer with ``method``'s callback between two ``Hooks`` (run it with :func:`run_fit`);
+    ``stop_after``: end after that 0-based step (its optimizer step and re-mask done); ``optimizer``: the weight
+    optimizer's config."""
+    after = dict(after or {})
+    if stop_after is not None:
+        inner = after.get("on_after_step")
+
+        def stop(trainer):
+            if inner:
+                inner(trainer)
+            if trainer.global_step == stop_after:
+                raise StopFit
+        after["on_after_step"] = stop
+    cfg = {"name": "sgd", "lr": 0.1, "momentum": 0.0, "weight_decay": 0.0, **optimizer}
+    trainer = LossTrainer(model, loss_fn, steps, cfg, [Hooks(**(before or {})), BaselineCallback(method),
+                                                       Hooks(**after)], step_offset=step_offset)
+    return trainer
+
+
+def run_fit(trainer: LossTrainer) -> None:
+    try:
+        trainer.fit()
+    except StopFit:
+        pass
 
 
 # -- schedules ----------------------------------------------------------------------------------------------
@@ -166,15 +226,16 @@ def test_rigl_update_step_taps_dense_grad_grows_at_zero_and_zeroes_momentum():
     with torch.no_grad():
         original_weights(model)["0"].copy_(W0)
     set_masks(model, {"0": W0 != 0})
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
-    opt.state[original_weights(model)["0"]]["momentum_buffer"] = (W0 != 0).float() * 0.7
     method = RigL("rigl", 0.25, alpha=0.4, update_every=1, end_fraction=1.0)
     method.masks = mask_modules(model)
-    trainer = fake_trainer(model, opt, total_steps=1000, step=1)
-    method.on_fit_start(trainer)
-    assert method.masks["0"].tap                                   # step 1 updates: tap on for its backward
+    taps = []
+    trainer = make_trainer(method, model, toy_loss, 1000, before={"on_after_backward": lambda t: taps.append(
+        method.masks["0"].tap)}, stop_after=1, step_offset=1, lr=0.1, momentum=0.9, weight_decay=5e-4)
+    opt = trainer.optimizer
+    opt.state[original_weights(model)["0"]]["momentum_buffer"] = (W0 != 0).float() * 0.7
     w_before = original_weights(model)["0"].detach().clone()
-    train_step(method, trainer, toy_loss)                          # f(1) = 0.2(1 + cos(π/1000)) -> ⌊0.4·6⌋ = 2
+    run_fit(trainer)                                               # f(1) = 0.2(1 + cos(π/1000)) -> ⌊0.4·6⌋ = 2
+    assert taps == [True]                                          # step 1 updates: tap on for its backward
     mask = current_masks(model)["0"]
     expected = (W0 != 0).clone()
     expected[0, 1] = expected[1, 2] = False
@@ -193,15 +254,11 @@ def test_rigl_update_step_taps_dense_grad_grows_at_zero_and_zeroes_momentum():
 
 def test_rigl_tap_only_on_update_steps_and_state_roundtrip():
     model = masked(nn.Sequential(nn.Linear(4, 2, bias=False)))
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
     method = RigL("rigl", 0.5, update_every=3, end_fraction=1.0)
     method.masks = mask_modules(model)
-    trainer = fake_trainer(model, opt, total_steps=12, step=0)
-    method.on_fit_start(trainer)
     taps = []
-    for _ in range(8):
-        taps.append(method.masks["0"].tap)
-        train_step(method, trainer, toy_loss)
+    record_tap = {"on_after_backward": lambda t: taps.append(method.masks["0"].tap)}
+    run_fit(make_trainer(method, model, toy_loss, 12, before=record_tap, stop_after=7))   # 8 steps of 12
     assert taps == [False, False, False, True, False, False, True, False]
     state = copy.deepcopy(method.state_dict())
     fresh = RigL("rigl", 0.5, update_every=3, end_fraction=1.0)
@@ -251,68 +308,73 @@ def test_global_magnitude_prune_never_revives():
 
 def test_gmp_steps_follow_the_cubic_schedule_globally():
     model = two_layer_model()
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     method = GradualMagnitude("gmp", 0.8, prune_every=2, prune_end_fraction=0.5)
     method.masks = mask_modules(model)
-    trainer = fake_trainer(model, opt, total_steps=20, step=0)
-    method.on_fit_start(trainer)
     N = 6 * 5 + 5 * 4
-    for t in range(20):
-        before_w = {n: w.detach().clone() for n, w in original_weights(model).items()}
-        before_m = current_masks(model)
-        train_step(method, trainer, data_loss)
+    before, checked = {}, []
+
+    def snapshot(trainer):   # before the method's update of this step
+        before["w"] = {n: w.detach().clone() for n, w in original_weights(model).items()}
+        before["m"] = current_masks(model)
+
+    def check(trainer):      # after the step's optimizer step and re-mask
+        t = trainer.global_step
         if method.is_prune_step(t):
             # brute force: rank the active |w| of both layers together, keep round((1 - s(t))·N)
             k = round((1 - gmp_sparsity(t, 0.8, 0.0, 0, 10)) * N)
-            flat = torch.cat([torch.where(before_m[n], before_w[n].abs(), -1.0).flatten() for n in before_w])
+            w, m = before["w"], before["m"]
+            flat = torch.cat([torch.where(m[n], w[n].abs(), -1.0).flatten() for n in w])
             thresh = flat.sort(descending=True).values[k - 1]
             now = current_masks(model)
-            assert sum(int(m.sum()) for m in now.values()) == k
-            assert all(torch.equal(now[n], before_m[n] & (before_w[n].abs() >= thresh)) for n in now)
+            assert sum(int(x.sum()) for x in now.values()) == k
+            assert all(torch.equal(now[n], m[n] & (w[n].abs() >= thresh)) for n in now)
+            checked.append(t)
+    run_fit(make_trainer(method, model, data_loss, 20, before={"on_after_backward": snapshot},
+                         after={"on_after_step": check}, lr=0.05, momentum=0.9))
+    assert checked == [0, 2, 4, 6, 8, 10]
     assert method.prunes == 6 and method.scheduled_sparsity == pytest.approx(0.8)
     assert sum(int(m.sum()) for m in current_masks(model).values()) == round(0.2 * N)
 
 
 def test_granet_regeneration_counts_and_grown_weights_start_at_zero():
     model = two_layer_model(3)
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     method = GraNet("granet", 0.7, prune_every=2, prune_end_fraction=0.5, regen_rate=0.5)
     method.masks = mask_modules(model)
-    trainer = fake_trainer(model, opt, total_steps=20, step=0)
-    method.on_fit_start(trainer)
     N = 50
-    seen_regrowth = False
-    for t in range(20):
+    ref, updates, grown_steps = {}, [], []
+
+    def reference(trainer):   # after this step's backward (dense grads tapped), before the method's update
+        t = trainer.global_step
         assert method.masks["0"].tap == method.is_update_step(t)
         if method.is_update_step(t):
             # the schedule's prune alone, done on a copy: the reference for per-layer counts after it
             w_now = {n: w.detach().clone() for n, w in original_weights(model).items()}
-            post = global_magnitude_prune(w_now, current_masks(model), 1 - method.sparsity_at(t))
-            trainer.optimizer.zero_grad(set_to_none=True)
-            data_loss(model).backward()
-            dense = {n: m.dense_grad.clone() for n, m in method.masks.items()}
-            method.before_step(trainer)
-            new = current_masks(model)
-            r = granet_regen_rate(t, 20, 0.5)
-            assert method.last_rate == pytest.approx(r)
-            assert method.last_dropped == sum(math.ceil(r * int(post[n].sum())) for n in post)
-            for n in new:
-                assert int(new[n].sum()) == int(post[n].sum())       # regeneration keeps each layer's count
-                grown = new[n] & ~post[n]
-                w = original_weights(model)[n]
-                assert torch.all(w.detach()[grown] == 0) and torch.all(w.grad[grown] == 0)
-                # the grown ones have the largest |dense grad| among what was inactive after the drop
-                if grown.any():
-                    seen_regrowth = True
-                    pool = ~new[n] & ~post[n]
-                    if pool.any():
-                        assert dense[n].abs()[grown].min() >= dense[n].abs()[pool].max()
-            opt.step()
-            apply_masks_(model, opt)
-            trainer.global_step += 1
-        else:
-            train_step(method, trainer, data_loss)
-    assert seen_regrowth and method.regrown_total > 0
+            ref["post"] = global_magnitude_prune(w_now, current_masks(model), 1 - method.sparsity_at(t))
+            ref["dense"] = {n: m.dense_grad.clone() for n, m in method.masks.items()}
+
+    def check(trainer):       # after the method's update, before the optimizer step
+        t = trainer.global_step
+        if not method.is_update_step(t):
+            return
+        updates.append(t)
+        post, dense, new = ref["post"], ref["dense"], current_masks(model)
+        r = granet_regen_rate(t, 20, 0.5)
+        assert method.last_rate == pytest.approx(r)
+        assert method.last_dropped == sum(math.ceil(r * int(post[n].sum())) for n in post)
+        for n in new:
+            assert int(new[n].sum()) == int(post[n].sum())       # regeneration keeps each layer's count
+            grown = new[n] & ~post[n]
+            w = original_weights(model)[n]
+            assert torch.all(w.detach()[grown] == 0) and torch.all(w.grad[grown] == 0)
+            # the grown ones have the largest |dense grad| among what was inactive after the drop
+            if grown.any():
+                grown_steps.append(t)
+                pool = ~new[n] & ~post[n]
+                if pool.any():
+                    assert dense[n].abs()[grown].min() >= dense[n].abs()[pool].max()
+    run_fit(make_trainer(method, model, data_loss, 20, before={"on_after_backward": reference},
+                         after={"on_after_backward": check}, lr=0.05, momentum=0.9))
+    assert updates == [0, 2, 4, 6, 8, 10] and grown_steps and method.regrown_total > 0
     assert sum(int(m.sum()) for m in current_masks(model).values()) == round(0.3 * N)
 
 
