@@ -158,7 +158,7 @@ class StructuredPruning(Method):
             for s in range(splits):
                 st = Calibrator(ctx.model, self.units, mode=self.calib["mode"]).run(batches[s * T:(s + 1) * T])
                 out["splits"].append({n: self.scores(create_scorer(n, seed=self.scorer.seed), st)
-                                      for n in SCORERS if SCORERS[n][1] != "none"})
+                                      for n in SCORERS if SCORERS[n].needs != "none"})
         out["weight_l1"] = self.scores(create_scorer("l1"))
         path = ctx.run_dir / "unit_scores.pt"
         torch.save(out, path)
