@@ -123,7 +123,6 @@ class StructuredPruning(Method):
         self.stats = self._calibrate(ctx) if self.scorer.needs != "none" or self.save_scores else {}
         ctx.metrics["calibration_seconds"] = time.perf_counter() - t0
         ctx.metrics["prunable_units"] = len(self.units)
-        ctx.artifacts["agf_units"], ctx.artifacts["agf_stats"] = self.units, self.stats
         if self.save_scores:
             self._save_scores(ctx)
         if self.signal_batches > 0:

@@ -33,7 +33,8 @@ class StageContext:
     results_dir: Path
     model: nn.Module | None = None
     metrics: dict = field(default_factory=dict)          # goes into the record's ``metrics``
-    artifacts: dict = field(default_factory=dict)        # calibration statistics, figures, ...
+    #: parameter counts of the model before pruning (``measure.param_counts``): the sparsity denominator
+    dense_counts: dict | None = None
     checkpoints: dict[str, Path] = field(default_factory=dict)
     fit_results: dict[str, FitResult] = field(default_factory=dict)
     #: checkpoint/resume of this run's fits (``None``: no per-epoch checkpoints)
@@ -122,7 +123,6 @@ class StageContext:
                           compile=bool(tr.get("compile", False)), lr_key=lr_key)
         if self.resume is not None:
             self.resume.attach(trainer, phase)  # continue from this fit's checkpoint; save one every epoch
-        self.artifacts[f"trainer_{phase}"] = trainer
         result = trainer.fit()
         self.fit_results[phase] = result
         return result

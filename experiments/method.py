@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class Method:
-    """Stage functions; each reads/writes ``ctx`` (``ctx.model``, ``ctx.artifacts``, ``ctx.metrics``)."""
+    """Stage functions; each reads/writes ``ctx`` (``ctx.model``, ``ctx.metrics``, ``ctx.checkpoints``)."""
 
     #: ``True`` when the method starts from the trained dense model (pretrain stage output);
     #: at-initialisation methods (SNIP, SynFlow, from-scratch controls) set it to ``False``.

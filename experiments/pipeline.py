@@ -155,7 +155,7 @@ def stage_evaluate(ctx: StageContext, method: Method) -> None:
     if m.get("test_acc_best") is None or not m["test_acc_best"] >= m["test_acc"]:
         m["test_acc_best"] = max(m.get("test_acc_best") or float("-inf"), m["test_acc"])
     counts = param_counts(model)
-    dense_prunable = ctx.artifacts.get("dense_counts", counts)["prunable_total"]
+    dense_prunable = (ctx.dense_counts or counts)["prunable_total"]
     m.update({k: counts[k] for k in ("params_total", "params_nonzero")})
     m["sparsity"] = 1.0 - counts["prunable_nonzero"] / max(dense_prunable, 1)
     m["layer_density"] = layer_density(model)
@@ -207,7 +207,7 @@ def measure_dense(ctx: StageContext) -> None:
     if ctx.model is None:
         return
     counts = param_counts(ctx.model)
-    ctx.artifacts["dense_counts"] = counts
+    ctx.dense_counts = counts
     ctx.metrics["dense_params"] = counts["params_total"]
     ctx.metrics["dense_macs"] = count_macs(ctx.model, ctx.data.example_input(1))["macs_dense"]
     reps = int(ctx.cfg.measure.latency_repeats)
@@ -259,7 +259,6 @@ def run(cfg: DictConfig) -> dict:
                           results_dir=Path(cfg.results_dir))
         ctx = StageContext(cfg=cfg, data=data, device=device, tracker=tracker, run_id=run_id,
                            results_dir=Path(cfg.results_dir), metrics=record["metrics"], resume=resume)
-        ctx.artifacts["method"] = method
         stages = list(cfg.stages)
         if "pretrain" not in stages or not method.needs_dense:
             if "pretrain" in stages:  # at-init methods still get the dense accuracy for reference
@@ -276,7 +275,7 @@ def run(cfg: DictConfig) -> dict:
                 # every later stage starts from its own seed, so its randomness does not depend on whether
                 # the dense model was trained or loaded from the cache (and a resumed run replays it exactly)
                 seed_everything(stage_seed(int(cfg.seed), name))
-                if "dense_counts" not in ctx.artifacts:
+                if ctx.dense_counts is None:
                     measure_dense(ctx)  # reference numbers of the model before pruning
             t0 = time.perf_counter()
             log.info("stage %s", name)
