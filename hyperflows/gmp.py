@@ -28,10 +28,8 @@ class GradualMagnitude(ScheduledMaskedMethod):
     """``method=gmp``: cubic-schedule global magnitude pruning during fine-tuning."""
 
     def __init__(self, name: str, target_sparsity: float, initial_sparsity: float = 0.0, prune_every: int = 100,
-                 prune_start_fraction: float = 0.0, prune_end_fraction: float = 0.75, finetune: bool = True,
-                 from_scratch: bool = False, recipe: str | None = None, lr: float | None = None):
-        super().__init__(name=name, target_sparsity=target_sparsity, finetune=finetune,
-                         from_scratch=from_scratch, recipe=recipe, lr=lr)
+                 prune_start_fraction: float = 0.0, prune_end_fraction: float = 0.75, **base):
+        super().__init__(name=name, target_sparsity=target_sparsity, **base)
         if not 0.0 <= float(initial_sparsity) <= self.target_sparsity:
             raise ConfigError(f"method.initial_sparsity={initial_sparsity} must be in [0, target_sparsity="
                              f"{self.target_sparsity}]")

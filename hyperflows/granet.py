@@ -37,12 +37,10 @@ class GraNet(GradualMagnitude):
 
     def __init__(self, name: str, target_sparsity: float, initial_sparsity: float = 0.0, prune_every: int = 100,
                  prune_start_fraction: float = 0.0, prune_end_fraction: float = 0.75, regen_rate: float = 0.5,
-                 min_regen_rate: float = 0.005, regen_after_schedule: bool = False, finetune: bool = True,
-                 from_scratch: bool = False, recipe: str | None = None, lr: float | None = None):
+                 min_regen_rate: float = 0.005, regen_after_schedule: bool = False, **base):
         super().__init__(name=name, target_sparsity=target_sparsity, initial_sparsity=initial_sparsity,
                          prune_every=prune_every, prune_start_fraction=prune_start_fraction,
-                         prune_end_fraction=prune_end_fraction, finetune=finetune, from_scratch=from_scratch,
-                         recipe=recipe, lr=lr)
+                         prune_end_fraction=prune_end_fraction, **base)
         if not 0.0 <= float(min_regen_rate) <= float(regen_rate) <= 1.0:
             raise ConfigError(f"need 0 <= method.min_regen_rate ({min_regen_rate}) <= method.regen_rate "
                              f"({regen_rate}) <= 1")

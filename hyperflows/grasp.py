@@ -71,17 +71,17 @@ class GraSP(ScheduledMaskedMethod):
     """``method=grasp``: gradient-signal-preservation pruning at initialisation, then training from scratch."""
 
     def __init__(self, name: str, target_sparsity: float, samples_per_class: int = 10, temperature: float = 200.0,
-                 finetune: bool = True, from_scratch: bool = True, recipe: str | None = None, lr: float | None = None):
-        super().__init__(name=name, target_sparsity=target_sparsity, finetune=finetune,
-                         from_scratch=from_scratch, recipe=recipe, lr=lr)
+                 batch_size: int = 128, from_scratch: bool = True, **base):
+        super().__init__(name=name, target_sparsity=target_sparsity, from_scratch=from_scratch, **base)
         if int(samples_per_class) < 1 or float(temperature) <= 0:
             raise ConfigError(f"method.samples_per_class={samples_per_class} must be >= 1 and "
                              f"method.temperature={temperature} > 0")
         self.samples_per_class = int(samples_per_class)
         self.temperature = float(temperature)
+        self.batch_size = int(batch_size)   # of the loader the class-balanced sample is drawn from
 
     def initial_masks(self, ctx: "StageContext") -> dict[str, torch.Tensor]:
-        loader = ctx.data.loader("train", int(ctx.cfg.trainer.batch_size), train=True)
+        loader = ctx.data.loader("train", self.batch_size, train=True)
         x, y = class_balanced_sample(((xb.to(ctx.device), yb.to(ctx.device)) for xb, yb in loader),
                                      ctx.data.num_classes, self.samples_per_class)
         probe = ctx.copy_model(ctx.model).train()

@@ -59,10 +59,8 @@ class RigL(ScheduledMaskedMethod):
 
     def __init__(self, name: str, target_sparsity: float, init: str = "magnitude", distribution: str = "erk",
                  erk_power_scale: float = 1.0, alpha: float = 0.3, update_every: int = 100,
-                 end_fraction: float = 0.75, finetune: bool = True, from_scratch: bool = False,
-                 recipe: str | None = None, lr: float | None = None):
-        super().__init__(name=name, target_sparsity=target_sparsity, finetune=finetune,
-                         from_scratch=from_scratch, recipe=recipe, lr=lr)
+                 end_fraction: float = 0.75, **base):
+        super().__init__(name=name, target_sparsity=target_sparsity, **base)
         if init not in INITS:
             raise ConfigError(f"method.init={init!r} is not one of {INITS}")
         if distribution not in DISTRIBUTIONS:

@@ -3,7 +3,7 @@
 On top of ``MaskedMethod`` (binary masks re-applied after every optimizer step) this adds what the
 scheduled baselines share:
 
-- the shared epoch budget: every baseline trains ``trainer.finetune.epochs`` epochs, also when it
+- the shared epoch budget: every baseline trains ``epochs`` (``${trainer.finetune.epochs}``) epochs, also when it
   trains from scratch with the ``pretrain`` recipe's optimizer and LR schedule (``recipe: pretrain``;
   ``ctx.fit`` would otherwise take the pretrain recipe's own epoch count);
 - the step clock: T = fit epochs × steps per epoch (``len(train_loader)`` capped by
@@ -51,13 +51,14 @@ class ScheduledMaskedMethod(MaskedMethod):
     #: the update rule reads ∂L/∂ŵ (pruned weights included) from the masks' tap
     uses_dense_grad: bool = False
 
-    def __init__(self, name: str, target_sparsity: float, finetune: bool = True, from_scratch: bool = False,
-                 recipe: str | None = None, lr: float | None = None):
+    def __init__(self, name: str, target_sparsity: float, epochs: int, finetune: bool = True,
+                 from_scratch: bool = False, recipe: str | None = None, lr: float | None = None):
         recipe = recipe or ("pretrain" if from_scratch else "finetune")
         if recipe not in ("pretrain", "finetune"):
             raise ConfigError(f"method.recipe={recipe!r} must be pretrain, finetune or null")
         super().__init__(name=name, target_sparsity=target_sparsity, finetune=finetune,
                          from_scratch=from_scratch, recipe=recipe, lr=lr)
+        self.epochs = int(epochs)             # the shared budget (YAML: ${trainer.finetune.epochs})
         self.total_steps: int | None = None   # T, set when the fit starts (or restored)
         self.steps_done = 0                   # optimizer steps taken in the fit
         self.updates = 0                      # mask updates done
@@ -86,11 +87,11 @@ class ScheduledMaskedMethod(MaskedMethod):
         return [BaselineCallback(self)]
 
     def finetune(self, ctx: "StageContext") -> "FitResult | None":
-        """Train with ``self.recipe``'s optimizer and schedule for the shared budget ``trainer.finetune.epochs``."""
+        """Train with ``self.recipe``'s optimizer and schedule for the shared budget ``epochs``."""
         if not self.do_finetune:
             return None
         return ctx.fit(ctx.model, callbacks=self.callbacks(ctx), phase="finetune", recipe=self.recipe,
-                       epochs=int(ctx.cfg.trainer.finetune.epochs), optimizer=self.optimizer_overrides())
+                       epochs=self.epochs, optimizer=self.optimizer_overrides())
 
     # -- the step clock -------------------------------------------------------------------------------
     def on_fit_start(self, trainer: "Trainer") -> None:

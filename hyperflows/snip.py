@@ -49,17 +49,16 @@ def snip_scores(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Te
 class SNIP(ScheduledMaskedMethod):
     """``method=snip``: prune at initialisation by |g ⊙ w|, then train the sparse net."""
 
-    def __init__(self, name: str, target_sparsity: float, batches: int = 1, batch_size: int | None = None,
-                 finetune: bool = True, from_scratch: bool = True, recipe: str | None = None, lr: float | None = None):
-        super().__init__(name=name, target_sparsity=target_sparsity, finetune=finetune,
-                         from_scratch=from_scratch, recipe=recipe, lr=lr)
+    def __init__(self, name: str, target_sparsity: float, batches: int = 1, batch_size: int = 128,
+                 from_scratch: bool = True, **base):
+        super().__init__(name=name, target_sparsity=target_sparsity, from_scratch=from_scratch, **base)
         if int(batches) < 1:
             raise ConfigError(f"method.batches={batches} must be >= 1")
         self.batches = int(batches)
         self.batch_size = batch_size
 
     def scoring_batches(self, ctx: "StageContext"):
-        bs = int(self.batch_size or ctx.cfg.trainer.batch_size)
+        bs = int(self.batch_size)
         loader = ctx.data.loader("train", bs, train=True)
         for i, (x, y) in enumerate(loader):
             if i >= self.batches:

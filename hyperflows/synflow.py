@@ -71,10 +71,8 @@ def synflow_masks(model: nn.Module, example_input: torch.Tensor, density: float,
 class SynFlow(ScheduledMaskedMethod):
     """``method=synflow``: data-free iterative pruning at initialisation, then training from scratch."""
 
-    def __init__(self, name: str, target_sparsity: float, rounds: int = 100, finetune: bool = True,
-                 from_scratch: bool = True, recipe: str | None = None, lr: float | None = None):
-        super().__init__(name=name, target_sparsity=target_sparsity, finetune=finetune,
-                         from_scratch=from_scratch, recipe=recipe, lr=lr)
+    def __init__(self, name: str, target_sparsity: float, rounds: int = 100, from_scratch: bool = True, **base):
+        super().__init__(name=name, target_sparsity=target_sparsity, from_scratch=from_scratch, **base)
         if int(rounds) < 1:
             raise ConfigError(f"method.rounds={rounds} must be >= 1")
         self.rounds = int(rounds)

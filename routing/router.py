@@ -58,7 +58,8 @@ class Router:
     def __init__(self, policy: str = "confidence", name: str | None = None, full_checkpoint: str | None = None,
                  pruned_checkpoint: str | None = None, n_points: int = 64, selection: str = "match_full",
                  tolerance: float = 0.1, target_rate: float | None = None, compare: list | None = None,
-                 timing_repeats: int = 3, timing_batch_size: int | None = None, timing_max_samples: int | None = 2000,
+                 timing_repeats: int = 3, timing_batch_size: int = 1000, timing_max_samples: int | None = 2000,
+                 batch_size: int = 1000,
                  seed: int = 0,
                  policy_kwargs: dict | None = None):
         self.policy_name = policy
@@ -69,6 +70,7 @@ class Router:
         self.compare = [c for c in (compare or []) if c != policy]
         self.timing_repeats, self.timing_batch_size, self.seed = int(timing_repeats), timing_batch_size, seed
         self.timing_max_samples = timing_max_samples
+        self.batch_size = int(batch_size)
         if self.n_points < 2:
             raise ConfigError(f"routing.n_points={n_points} must be ≥ 2 (≥ 50 for a Pareto curve)")
 
@@ -92,7 +94,7 @@ class Router:
         if ctx.data.split_size("val") == 0:
             raise ConfigError("routing chooses τ on validation: set dataset.val_size > 0")
         full, pruned = self.load_experts(ctx)
-        bs = int(ctx.cfg.trainer.eval_batch_size)
+        bs = self.batch_size
         metrics, curve, summary = self.route(full, pruned, ctx.data.loader("val", bs), ctx.data.loader("test", bs),
                                              ctx.data.example_input(1), ctx.device)
         if self.timing_repeats > 0:
@@ -108,7 +110,7 @@ class Router:
         fig = plot_routing(main, {"acc_full": metrics["routing_full_acc"], "acc_pruned": metrics["routing_pruned_acc"],
                                   "cost_pruned": metrics["routing_mac_ratio"]}, chosen,
                            ctx.figure_path(f"routing_pareto_{self.name}.png"),
-                           title=f"{ctx.cfg.model.name} on {ctx.cfg.dataset.name}: {self.policy.name} routing")
+                           title=f"{ctx.model_spec['name']} on {ctx.data.name}: {self.policy.name} routing")
         metrics.update({"routing_curve_csv": str(curve_path), "routing_summary_csv": str(summary_path),
                         "routing_figure": str(fig), "routing_full_checkpoint": str(self.expert_paths(ctx)[0]),
                         "routing_pruned_checkpoint": str(self.expert_paths(ctx)[1])})
@@ -186,7 +188,7 @@ class Router:
         return metrics, pd.concat(curves, ignore_index=True), summary
 
     def time_cascade(self, ctx, full: nn.Module, pruned: nn.Module, tau: float) -> dict:
-        bs = int(self.timing_batch_size or ctx.cfg.trainer.eval_batch_size)
+        bs = int(self.timing_batch_size)
         batches, n = [], 0
         for x, y in ctx.data.loader("test", bs):
             if self.timing_max_samples is not None and n >= self.timing_max_samples:

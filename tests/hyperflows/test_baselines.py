@@ -123,7 +123,7 @@ def test_gmp_cubic_schedule_at_start_mid_end():
 
 
 def test_gmp_prune_steps_end_exactly_at_t_end():
-    m = GradualMagnitude("gmp", 0.9, prune_every=4, prune_end_fraction=0.75)
+    m = GradualMagnitude("gmp", 0.9, epochs=1, prune_every=4, prune_end_fraction=0.75)
     m.total_steps = 30                                       # t_end = round(22.5) = 22 (banker's rounding)
     assert m.bounds() == (0, 22)
     assert [t for t in range(30) if m.is_update_step(t)] == [0, 4, 8, 12, 16, 20, 22]
@@ -226,7 +226,7 @@ def test_rigl_update_step_taps_dense_grad_grows_at_zero_and_zeroes_momentum():
     with torch.no_grad():
         original_weights(model)["0"].copy_(W0)
     set_masks(model, {"0": W0 != 0})
-    method = RigL("rigl", 0.25, alpha=0.4, update_every=1, end_fraction=1.0)
+    method = RigL("rigl", 0.25, epochs=1, alpha=0.4, update_every=1, end_fraction=1.0)
     method.masks = mask_modules(model)
     taps = []
     trainer = make_trainer(method, model, toy_loss, 1000, before={"on_after_backward": lambda t: taps.append(
@@ -254,14 +254,14 @@ def test_rigl_update_step_taps_dense_grad_grows_at_zero_and_zeroes_momentum():
 
 def test_rigl_tap_only_on_update_steps_and_state_roundtrip():
     model = masked(nn.Sequential(nn.Linear(4, 2, bias=False)))
-    method = RigL("rigl", 0.5, update_every=3, end_fraction=1.0)
+    method = RigL("rigl", 0.5, epochs=1, update_every=3, end_fraction=1.0)
     method.masks = mask_modules(model)
     taps = []
     record_tap = {"on_after_backward": lambda t: taps.append(method.masks["0"].tap)}
     run_fit(make_trainer(method, model, toy_loss, 12, before=record_tap, stop_after=7))   # 8 steps of 12
     assert taps == [False, False, False, True, False, False, True, False]
     state = copy.deepcopy(method.state_dict())
-    fresh = RigL("rigl", 0.5, update_every=3, end_fraction=1.0)
+    fresh = RigL("rigl", 0.5, epochs=1, update_every=3, end_fraction=1.0)
     fresh.masks = mask_modules(model)
     fresh.load_state_dict(state)                                    # resumed before step 8 (not an update)
     assert (fresh.steps_done, fresh.total_steps, fresh.updates) == (8, 12, 2)
@@ -278,9 +278,9 @@ def test_rigl_erk_initial_masks_magnitude_and_random():
     counts = layer_counts({"0": (8, 3, 3, 3), "2": (10, 128)}, 0.2)
     w = original_weights(model)
     for init in ("magnitude", "random"):
-        masks = RigL("rigl", 0.8, init=init).initial_masks(ctx)
+        masks = RigL("rigl", 0.8, epochs=1, init=init).initial_masks(ctx)
         assert {n: int(m.sum()) for n, m in masks.items()} == counts
-    masks = RigL("rigl", 0.8, init="magnitude").initial_masks(ctx)
+    masks = RigL("rigl", 0.8, epochs=1, init="magnitude").initial_masks(ctx)
     for n, m in masks.items():   # every kept |w| ≥ every dropped |w| within a layer
         assert w[n].abs()[m].min() >= w[n].abs()[~m].max()
 
@@ -308,7 +308,7 @@ def test_global_magnitude_prune_never_revives():
 
 def test_gmp_steps_follow_the_cubic_schedule_globally():
     model = two_layer_model()
-    method = GradualMagnitude("gmp", 0.8, prune_every=2, prune_end_fraction=0.5)
+    method = GradualMagnitude("gmp", 0.8, epochs=1, prune_every=2, prune_end_fraction=0.5)
     method.masks = mask_modules(model)
     N = 6 * 5 + 5 * 4
     before, checked = {}, []
@@ -338,7 +338,7 @@ def test_gmp_steps_follow_the_cubic_schedule_globally():
 
 def test_granet_regeneration_counts_and_grown_weights_start_at_zero():
     model = two_layer_model(3)
-    method = GraNet("granet", 0.7, prune_every=2, prune_end_fraction=0.5, regen_rate=0.5)
+    method = GraNet("granet", 0.7, epochs=1, prune_every=2, prune_end_fraction=0.5, regen_rate=0.5)
     method.masks = mask_modules(model)
     N = 50
     ref, updates, grown_steps = {}, [], []
