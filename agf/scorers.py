@@ -86,9 +86,18 @@ def filter_l1(layer: nn.Module) -> torch.Tensor:
     return layer.weight.detach().flatten(1).abs().sum(1)
 
 
+class StatScorer(Scorer):
+    """A scorer whose score is one calibration statistic, ``stat`` (``{i}``: the producer's index)."""
+
+    stat: str = ""
+
+    def score(self, layer, stats, i):
+        return stats[self.stat.format(i=i)]
+
+
 # -- the scorer zoo: (layer, stats, producer index) -> [C_out] ---------------------------------------------
 @register_scorer
-class AGFScorer(Scorer):
+class AGFScorer(StatScorer):
     """AGF utility U_c = 1/T Σ_t E_x Σ_p |Y_c ⊙ ∂L/∂Y_c| (spec §1.1); ``agf_stat=agf_possum`` takes |·| after the
     spatial sum (§7 #2)."""
 
@@ -98,30 +107,21 @@ class AGFScorer(Scorer):
         super().__init__(seed, name)
         if agf_stat not in ("agf", "agf_possum"):
             raise ConfigError(f"scorer.agf_stat={agf_stat!r}; use agf (abs per element) or agf_possum")
-        self.agf_stat = agf_stat
-
-    def score(self, layer, stats, i):
-        return stats[self.agf_stat]
+        self.stat = agf_stat
 
 
 @register_scorer
-class TaylorSignedScorer(Scorer):
+class TaylorSignedScorer(StatScorer):
     """Feature-space Taylor with |·| after aggregating positions and samples: |E_x Σ_p Y·∂L/∂Y|."""
 
-    name, needs, feature_level = "taylor_signed", "gradient", True
-
-    def score(self, layer, stats, i):
-        return stats["signed"]
+    name, needs, feature_level, stat = "taylor_signed", "gradient", True, "signed"
 
 
 @register_scorer
-class TaylorScorer(Scorer):
+class TaylorScorer(StatScorer):
     """Molchanov et al. 2019: (Σ_{w∈W_c} g_w w)² per batch, averaged over batches."""
 
-    name, needs = "taylor", "gradient"
-
-    def score(self, layer, stats, i):
-        return stats[f"taylor{i}"]
+    name, needs, stat = "taylor", "gradient", "taylor{i}"
 
 
 @register_scorer
@@ -135,23 +135,17 @@ class SNIPScorer(Scorer):
 
 
 @register_scorer
-class ActScorer(Scorer):
+class ActScorer(StatScorer):
     """Activation magnitude E_x Σ_p |Y_c| (analysis signal)."""
 
-    name, needs, feature_level = "act", "gradient", True
-
-    def score(self, layer, stats, i):
-        return stats["act"]
+    name, needs, feature_level, stat = "act", "gradient", True, "act"
 
 
 @register_scorer
-class GradScorer(Scorer):
+class GradScorer(StatScorer):
     """Gradient magnitude E_x Σ_p |∂L/∂Y_c| (analysis signal)."""
 
-    name, needs, feature_level = "grad", "gradient", True
-
-    def score(self, layer, stats, i):
-        return stats["grad"]
+    name, needs, feature_level, stat = "grad", "gradient", True, "grad"
 
 
 @register_scorer
