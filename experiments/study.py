@@ -12,30 +12,40 @@ sparsity). For each spec the runner
 4. runs every cell at its chosen LR with every seed of ``seeds``; ``variants`` (e.g. Hyperflows without
    regrowth) run the matching cells with extra overrides at the same chosen LR; ``controls`` (fixed overrides,
    e.g. dense + the same fine-tuning) run at every seed without an LR search.
-Records go to ``<results_dir>/store/<experiment>.jsonl`` (``store=study``) and every run is skipped when its
-run key already has an ok record (``skip_done=true``), so a study continues where it stopped, across sessions
-and machines. ``python -m experiments.study <name> [--dry-run] [--jobs 2]``.
+Records go to ``<results_dir>/store/<experiment>.jsonl`` (``store=study``). A point (one run) is done when the
+store has an ok record that agrees with it on the study's axes and the protocol keys (:class:`StudyIndex`), not
+on the whole config's hash, so the committed records keep counting when the config layout changes; only the
+missing points are launched, one ``run.py`` process each, ``jobs`` at a time. A study thus continues where it
+stopped, across sessions, machines and refactors. ``python -m experiments.study <name> [--dry-run] [--jobs 2]``.
 """
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import logging
 import os
 import shlex
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from .results import ResultsStore
+from .resume import KEY_EXCLUDE
 
 log = logging.getLogger("flowprune.study")
 ROOT = Path(__file__).resolve().parents[1]
 STUDY_DIR = ROOT / "conf" / "study"
+#: What fixes a point's protocol besides the study's own axes (a subtree is compared as a whole).
+PROTOCOL_KEYS = ("experiment_name", "dataset.name", "dataset.val_size", "dataset.train_subset", "dataset.test_subset",
+                 "dataset.augment", "model.name", "model.kwargs", "trainer.epochs", "trainer.batch_size",
+                 "trainer.pretrain", "trainer.finetune", "sparsity.target")
 
 
 @dataclass
@@ -75,33 +85,65 @@ class StudySpec:
     def base(self) -> list[str]:
         return [f"experiment={self.experiment}", "store=study", "skip_done=true", *self.overrides]
 
+    def identity_keys(self) -> list[str]:
+        """The config keys that tell this study's points apart: every key it overrides, and the protocol's."""
+        overridden = [*self.grid, *self.overrides, *(o for v in self.variants for o in v["overrides"]),
+                      *(o for c in self.controls for o in c)]
+        keys = {o.split("=", 1)[0].lstrip("+~") for o in overridden} | {"seed", "method", "method.lr", "stages"}
+        keys = {k for k in keys if k.split(".")[0] not in KEY_EXCLUDE}
+        return sorted(keys | set(PROTOCOL_KEYS))
 
-def compose(overrides: list[str]):
-    """The config ``run.py`` would compose from ``overrides`` (no Hydra run dir is made)."""
-    from hydra import compose as _compose, initialize_config_dir
+
+@lru_cache(maxsize=None)
+def _compose_cached(overrides: tuple[str, ...]) -> dict:
+    from hydra import compose as _compose
+    from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     from .cli import quote_numeric_options
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return _compose(config_name="config", overrides=quote_numeric_options(overrides))
+        cfg = _compose(config_name="config", overrides=quote_numeric_options(list(overrides)))
+    return OmegaConf.to_container(cfg, resolve=True)
 
 
-def key_of(overrides: list[str]) -> str:
-    from .resume import run_key
+def compose(overrides: list[str]) -> dict:
+    """The resolved config ``run.py`` would compose from ``overrides``, as a plain dict (no Hydra run dir)."""
+    return _compose_cached(tuple(overrides))
 
-    return run_key(compose(overrides))
+
+def _canonical(value) -> str:
+    """A comparable text of a config value (numbers as floats, so 1 and 1.0 agree)."""
+    def norm(v):
+        if isinstance(v, bool) or v is None or isinstance(v, str):
+            return v
+        if isinstance(v, (int, float)):
+            return float(v)
+        if isinstance(v, dict):
+            return {k: norm(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [norm(x) for x in v]
+        return str(v)
+    return json.dumps(norm(value), sort_keys=True)
 
 
-def plateau_epochs(cfg) -> int:
+def point_identity(cfg: dict, keys: list[str]) -> tuple[str, ...]:
+    """The values of ``keys`` in a resolved config: what identifies a study point (a group by its ``name``)."""
+    out = []
+    for key in keys:
+        node = cfg
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if "." not in key and isinstance(node, dict) and "name" in node:
+            node = node["name"]           # a config group (method=gmp): the option chosen
+        out.append(_canonical(node))
+    return tuple(out)
+
+
+def plateau_epochs(cfg: dict) -> int:
     """3/4 of the dense budget (the plateau check's shorter run)."""
-    return max(1, round(0.75 * int(cfg.trainer.pretrain.epochs)))
-
-
-def done_records(results_dir: str | Path) -> dict[str, dict]:
-    """run key -> the last ok record."""
-    return ResultsStore(results_dir).done_by_key()
+    return max(1, round(0.75 * int(cfg["trainer"]["pretrain"]["epochs"])))
 
 
 def choose_lr(val_by_lr: dict[float, float | None]) -> float | None:
@@ -111,15 +153,42 @@ def choose_lr(val_by_lr: dict[float, float | None]) -> float | None:
     return max(sorted(val_by_lr), key=lambda lr: (val_by_lr[lr], -lr))
 
 
-def selection(spec: StudySpec, results_dir: str | Path, done: dict | None = None) -> list[dict]:
+class StudyIndex:
+    """The study's ok records by point identity (:func:`point_identity` over ``spec.identity_keys()``).
+
+    A record counts for a point when its experiment, the study's axes and the protocol keys agree, whatever
+    else the config holds, so the committed store stays valid when the config layout changes (a key added,
+    moved or renamed). Changing what a method computes therefore needs its study's records moved or removed
+    (records carry ``git_commit``).
+    """
+
+    def __init__(self, spec: "StudySpec", results_dir: str | Path):
+        self.spec, self.results_dir = spec, str(results_dir)
+        self.keys = spec.identity_keys()
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.done: dict[tuple, dict] = {}
+        for r in ResultsStore(self.results_dir).records(study_only=True):
+            if r.get("status") == "ok" and isinstance(r.get("config"), dict):
+                self.done[point_identity(r["config"], self.keys)] = r
+
+    def record(self, overrides: list[str]) -> dict | None:
+        """The last ok record of the point ``overrides`` (the spec's base included), or None."""
+        return self.done.get(point_identity(compose(overrides), self.keys))
+
+    def missing(self, overrides: list[str], seeds: list[int]) -> list[list[str]]:
+        """The points ``overrides`` + ``seed=s`` that have no ok record."""
+        return [[*overrides, f"seed={s}"] for s in seeds if self.record([*overrides, f"seed={s}"]) is None]
+
+
+def selection(spec: StudySpec, index: StudyIndex) -> list[dict]:
     """Per cell: the validation accuracy of each LR at the selection seed and the chosen LR (None if missing)."""
-    done = done_records(results_dir) if done is None else done
     rows = []
     for cell in spec.cells():
         vals = {}
         for lr in spec.lr_grid:
-            rec = done.get(key_of([*spec.base(), *cell, f"method.lr={lr}", f"seed={spec.select_seed}",
-                                   f"results_dir={results_dir}"]))
+            rec = index.record([*spec.base(), *cell, f"method.lr={lr}", f"seed={spec.select_seed}"])
             vals[float(lr)] = None if rec is None else (rec.get("metrics") or {}).get("val_acc")
         rows.append({"cell": cell, "val_by_lr": vals, "lr": choose_lr(vals)})
     return rows
@@ -127,7 +196,8 @@ def selection(spec: StudySpec, results_dir: str | Path, done: dict | None = None
 
 @dataclass
 class Launcher:
-    """Runs ``run.py -m`` sweeps (``jobs`` processes at a time, one thread each) or prints them (dry run)."""
+    """Runs each study point (a list of overrides) as one ``run.py`` process, ``jobs`` at a time with one thread
+    each, or prints them (dry run)."""
 
     results_dir: str
     jobs: int = 2
@@ -135,76 +205,71 @@ class Launcher:
     python: str = sys.executable
     log_file: Path | None = None
 
-    def __call__(self, overrides: list[str], sweep: dict[str, list]) -> None:
-        args = [*overrides, f"results_dir={self.results_dir}", "trainer.progress=false"]
-        args += [f"{k}={','.join(map(str, v))}" for k, v in sweep.items()]
-        if self.jobs > 1:
-            args += ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={self.jobs}"]
-        cmd = [self.python, str(ROOT / "run.py"), "-m", *args]
-        print("$ OMP_NUM_THREADS=1 python run.py " + " ".join(shlex.quote(c) for c in cmd[3:]), flush=True)
+    def command(self, point: list[str]) -> list[str]:
+        return [self.python, str(ROOT / "run.py"), *point, f"results_dir={self.results_dir}", "trainer.progress=false"]
+
+    def __call__(self, points: list[list[str]]) -> None:
+        for point in points:
+            print("$ python run.py " + " ".join(shlex.quote(c) for c in self.command(point)[2:]), flush=True)
         if self.dry_run:
             return
-        t0 = time.time()
         env = {**os.environ, "OMP_NUM_THREADS": "1" if self.jobs > 1 else os.environ.get("OMP_NUM_THREADS", "2")}
         out = open(self.log_file, "a") if self.log_file else None
+        finished = itertools.count(1)
+        common = set.intersection(*map(set, points)) if len(points) > 1 else set()
+
+        def one(point: list[str]) -> None:
+            t0 = time.time()
+            rc = subprocess.run(self.command(point), cwd=ROOT, env=env, check=False, stdout=out,
+                                stderr=subprocess.STDOUT if out else None).returncode
+            print(f"  [{next(finished)}/{len(points)}] {'ok' if rc == 0 else f'exit {rc}'} in {time.time() - t0:.0f} s:"
+                  f" {' '.join(p for p in point if p not in common)}", flush=True)
+
         try:
-            subprocess.run(cmd, cwd=ROOT, env=env, check=False, stdout=out, stderr=subprocess.STDOUT if out else None)
+            with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
+                list(pool.map(one, points))
         finally:
             if out:
                 out.close()
-        print(f"  ({time.time() - t0:.0f} s)", flush=True)
 
 
-def missing(overrides: list[str], seeds: list[int], done: dict, results_dir: str) -> list[int]:
-    return [s for s in seeds if key_of([*overrides, f"seed={s}", f"results_dir={results_dir}"]) not in done]
+def _launch(launch: Launcher, points: list[list[str]], index: StudyIndex) -> None:
+    if points:
+        launch(points)
+        index.refresh()
 
 
 def run_study(spec: StudySpec, launch: Launcher) -> list[dict]:
-    rd = launch.results_dir
+    """Launch what the store lacks, stage by stage (dense, LR grid, chosen LRs); returns the LR selection."""
+    index = StudyIndex(spec, launch.results_dir)
     base = spec.base()
     if spec.dense:
         dense = [*base, "method=dense", "stages=[pretrain,evaluate]"]
-        todo = missing(dense, spec.seeds, done_records(rd), rd)
-        if todo:
-            launch(dense, {"seed": todo})
+        _launch(launch, index.missing(dense, spec.seeds), index)
         if spec.plateau_check:
             short = [*dense, f"trainer.pretrain.epochs={plateau_epochs(compose(dense))}"]
-            todo = missing(short, spec.seeds, done_records(rd), rd)
-            if todo:
-                launch(short, {"seed": todo})
+            _launch(launch, index.missing(short, spec.seeds), index)
     if spec.lr_grid:
-        done = done_records(rd)
-        todo = [cell for cell in spec.cells() for lr in spec.lr_grid
-                if missing([*base, *cell, f"method.lr={lr}"], [spec.select_seed], done, rd)]
-        if todo:   # one sweep over the whole grid at the selection seed (skip_done skips what exists)
-            launch(base, {**spec.grid, "method.lr": spec.lr_grid,
-                          "seed": [spec.select_seed]})
-    if spec.grid and not spec.lr_grid:   # no LR search: the whole grid in one sweep
-        done = done_records(rd)
-        if any(missing([*base, *cell], spec.seeds, done, rd) for cell in spec.cells()):
-            launch(base, {**spec.grid, "seed": spec.seeds})
-    chosen = selection(spec, rd) if spec.lr_grid else []   # without an LR search the sweep above ran every cell
-    done = done_records(rd)
+        _launch(launch, [p for cell in spec.cells() for lr in spec.lr_grid
+                         for p in index.missing([*base, *cell, f"method.lr={lr}"], [spec.select_seed])], index)
+    elif spec.grid:   # no LR search: every cell at every seed
+        _launch(launch, [p for cell in spec.cells() for p in index.missing([*base, *cell], spec.seeds)], index)
+    chosen = selection(spec, index) if spec.lr_grid else []
     waiting = [row for row in chosen if row["lr"] is None]
     if waiting:
         print(f"  {len(waiting)} of {len(chosen)} cells wait for their LR-selection runs (missing or failed)", flush=True)
+    finals = []
     for row in chosen:
         if row["lr"] is None:
             continue
         cell = [*base, *row["cell"], f"method.lr={row['lr']}"]
-        todo = missing(cell, spec.seeds, done, rd)
-        if todo:
-            launch(cell, {"seed": todo})
+        finals += index.missing(cell, spec.seeds)
         for variant in spec.variants:
             if all(f"{k}={v}" in row["cell"] for k, v in variant["of"].items()):
-                extra = [*cell, *variant["overrides"]]
-                todo = missing(extra, spec.seeds, done, rd)
-                if todo:
-                    launch(extra, {"seed": todo})
+                finals += index.missing([*cell, *variant["overrides"]], spec.seeds)
     for control in spec.controls:
-        todo = missing([*base, *control], spec.seeds, done, rd)
-        if todo:
-            launch([*base, *control], {"seed": todo})
+        finals += index.missing([*base, *control], spec.seeds)
+    _launch(launch, finals, index)
     return chosen
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from experiments.results import ResultsStore
-from experiments.study import StudySpec, choose_lr, key_of, run_study
+from experiments.study import StudyIndex, StudySpec, choose_lr, compose, run_study
 
 
 def test_choose_lr_takes_best_validation_accuracy_and_the_smaller_lr_on_ties():
@@ -26,8 +26,8 @@ class Recorder:
         self.results_dir = str(results_dir)
         self.calls = []
 
-    def __call__(self, overrides, sweep):
-        self.calls.append((list(overrides), dict(sweep)))
+    def __call__(self, points):
+        self.calls.append([list(p) for p in points])
 
 
 def test_runner_skips_what_the_store_has_and_runs_the_chosen_lr_for_missing_seeds(tmp_path):
@@ -38,7 +38,7 @@ def test_runner_skips_what_the_store_has_and_runs_the_chosen_lr_for_missing_seed
 
     def put(overrides, val=None):
         store.append({"run_id": "x", "experiment": "study/h1_lenet300", "status": "ok",
-                      "run_key": key_of([*overrides, f"results_dir={rd}"]), "metrics": {"val_acc": val}}, study=True)
+                      "config": compose(overrides), "metrics": {"val_acc": val}}, study=True)
     base = spec.base()
     for s in (0, 1):
         put([*base, "method=dense", "stages=[pretrain,evaluate]", f"seed={s}"])
@@ -47,7 +47,7 @@ def test_runner_skips_what_the_store_has_and_runs_the_chosen_lr_for_missing_seed
     rec = Recorder(rd)
     chosen = run_study(spec, rec)
     assert chosen[0]["lr"] == 0.03 and chosen[0]["val_by_lr"] == {0.01: 80.0, 0.03: 85.0, 0.1: 70.0}
-    assert rec.calls == [([*base, "method=magnitude", "sparsity.target=0.5", "method.lr=0.03"], {"seed": [1]})]
+    assert rec.calls == [[[*base, "method=magnitude", "sparsity.target=0.5", "method.lr=0.03", "seed=1"]]]
 
 
 def test_runner_launches_the_lr_grid_when_selection_runs_are_missing(tmp_path):
@@ -56,8 +56,8 @@ def test_runner_launches_the_lr_grid_when_selection_runs_are_missing(tmp_path):
     rec = Recorder(tmp_path)
     chosen = run_study(spec, rec)
     assert chosen[0]["lr"] is None                  # nothing recorded yet: no final runs launched
-    assert rec.calls == [(spec.base(), {"method": ["magnitude"], "sparsity.target": [0.5],
-                                        "method.lr": [0.01, 0.03, 0.1], "seed": [0]})]
+    assert rec.calls == [[[*spec.base(), "method=magnitude", "sparsity.target=0.5", f"method.lr={lr}", "seed=0"]
+                          for lr in (0.01, 0.03, 0.1)]]
 
 
 def test_runner_trains_dense_models_and_their_three_quarter_budget_plateau_check(tmp_path):
@@ -65,11 +65,13 @@ def test_runner_trains_dense_models_and_their_three_quarter_budget_plateau_check
     rec = Recorder(tmp_path)
     run_study(spec, rec)
     dense = [*spec.base(), "method=dense", "stages=[pretrain,evaluate]"]
-    assert rec.calls == [(dense, {"seed": [0, 1]}), ([*dense, "trainer.pretrain.epochs=30"], {"seed": [0, 1]})]
+    assert rec.calls == [[[*dense, "seed=0"], [*dense, "seed=1"]],
+                         [[*dense, "trainer.pretrain.epochs=30", "seed=0"], [*dense, "trainer.pretrain.epochs=30", "seed=1"]]]
 
 
 def test_skip_done_returns_the_recorded_run_without_running_it_again(tmp_path):
     from conftest import TINY, compose_cfg
+
     from experiments.pipeline import run
 
     args = TINY + ["method=magnitude", "sparsity.target=0.5", "store=study", "skip_done=true",
@@ -89,4 +91,41 @@ def test_a_grid_without_lr_search_is_one_sweep_over_every_seed(tmp_path):
                      seeds=[0, 1], dense=False)
     rec = Recorder(tmp_path)
     run_study(spec, rec)
-    assert rec.calls == [(spec.base(), {"method.pressure.fixed_lambda": [0.5, 1.0], "seed": [0, 1]})]
+    assert rec.calls == [[[*spec.base(), f"method.pressure.fixed_lambda={lam}", f"seed={s}"]
+                          for lam in (0.5, 1.0) for s in (0, 1)]]
+
+
+def test_a_record_counts_by_the_study_axes_not_by_the_config_layout(tmp_path):
+    """A key added or dropped since the record was written does not re-run it; another axis value does."""
+    spec = StudySpec(name="t", experiment="study/h1_lenet300", grid={"method": ["gmp"], "sparsity.target": [0.9]},
+                     seeds=[0, 1, 2], dense=False)
+    store = ResultsStore(tmp_path)
+    point = [*spec.base(), "method=gmp", "sparsity.target=0.9"]
+    old = compose([*point, "seed=0"])
+    old["method"].pop("epochs")                 # a key the code added later
+    old["method"]["retired_option"] = 3         # a key it dropped
+    other_lr = compose([*point, "seed=1", "method.lr=0.05"])      # another value of an axis the study sets
+    other_budget = compose([*point, "seed=2", "trainer.epochs=3"])   # another protocol (budget)
+    for cfg in (old, other_lr, other_budget):
+        store.append({"run_id": "x", "experiment": "study/h1_lenet300", "status": "ok", "config": cfg}, study=True)
+    rec = Recorder(tmp_path)
+    run_study(spec, rec)
+    assert rec.calls == [[[*point, "seed=1"], [*point, "seed=2"]]]
+
+
+def test_the_committed_store_is_complete_for_the_finished_studies():
+    """The finished studies' committed records still count on today's code: ``make study`` re-runs none."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "results"
+    spec = StudySpec.load("h2_lenet300")
+    rec = Recorder(root)
+    rec.results_dir = str(root)
+    run_study(spec, rec)
+    assert rec.calls == []
+    h1 = StudySpec.load("h1_lenet300")
+    index = StudyIndex(h1, root)
+    dense = [*h1.base(), "method=dense", "stages=[pretrain,evaluate]"]
+    assert index.missing(dense, h1.seeds) == []
+    assert all(index.missing([*h1.base(), *cell, f"method.lr={lr}"], [h1.select_seed]) == []
+               for cell in h1.cells()[::4] for lr in h1.lr_grid)
