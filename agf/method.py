@@ -179,7 +179,7 @@ class StructuredPruning(Method):
             ratio = 1.0 - frac
             if self.target_kind != "channels":
                 target = 1.0 - (1.0 - self.target) ** (step / self.iterative_steps)
-                ratio = channel_ratio_for(ctx.model if step == 1 else ctx.model, example, scores,
+                ratio = channel_ratio_for(ctx.model, example, scores,
                                           self._step_cost_target(ctx, target), self.target_kind,
                                           self.include_residual, self.ignore, self.prune_heads,
                                           self.global_ranking, self.normalize)
