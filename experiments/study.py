@@ -21,6 +21,7 @@ stopped, across sessions, machines and refactors. ``python -m experiments.study 
 from __future__ import annotations
 
 import argparse
+import copy
 import itertools
 import json
 import logging
@@ -95,7 +96,8 @@ class StudySpec:
 
 
 @lru_cache(maxsize=None)
-def _compose_cached(overrides: tuple[str, ...]) -> dict:
+def _compose_cached(overrides: tuple[str, ...], environ: tuple[tuple[str, str], ...]) -> dict:
+    """``environ`` is part of the key because the config reads ``${oc.env:...}`` (e.g. ``data_root``)."""
     from hydra import compose as _compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -110,7 +112,7 @@ def _compose_cached(overrides: tuple[str, ...]) -> dict:
 
 def compose(overrides: list[str]) -> dict:
     """The resolved config ``run.py`` would compose from ``overrides``, as a plain dict (no Hydra run dir)."""
-    return _compose_cached(tuple(overrides))
+    return copy.deepcopy(_compose_cached(tuple(overrides), tuple(sorted(os.environ.items()))))
 
 
 def _canonical(value) -> str:
@@ -163,7 +165,7 @@ class StudyIndex:
     """
 
     def __init__(self, spec: "StudySpec", results_dir: str | Path):
-        self.spec, self.results_dir = spec, str(results_dir)
+        self.results_dir = str(results_dir)
         self.keys = spec.identity_keys()
         self.refresh()
 

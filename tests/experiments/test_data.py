@@ -99,10 +99,10 @@ def test_default_data_root_is_outside_the_checkout(monkeypatch):
     from experiments.study import compose
 
     monkeypatch.delenv("FLOWPRUNE_DATA", raising=False)
-    root = Path(compose([]).data_root)
+    root = Path(compose([])["data_root"])
     assert ROOT not in root.parents and root != ROOT / "data"
     monkeypatch.setenv("FLOWPRUNE_DATA", "/somewhere/else")
-    assert compose([]).data_root == "/somewhere/else"
+    assert compose([])["data_root"] == "/somewhere/else"
 
 
 def test_imagenet100_class_list_remaps_to_sorted_indices_and_drops_the_rest(tmp_path):

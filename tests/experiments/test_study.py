@@ -120,7 +120,6 @@ def test_the_committed_store_is_complete_for_the_finished_studies():
     root = Path(__file__).resolve().parents[2] / "results"
     spec = StudySpec.load("h2_lenet300")
     rec = Recorder(root)
-    rec.results_dir = str(root)
     run_study(spec, rec)
     assert rec.calls == []
     h1 = StudySpec.load("h1_lenet300")
