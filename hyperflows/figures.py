@@ -30,8 +30,9 @@ def curves(history: list[dict], path: Path) -> Path:
     ep = [h["epoch"] for h in history]
     fig, ax = plt.subplots(2, 2, figsize=(10, 7))
     a = ax[0, 0]
-    a.plot(ep, [h.get("density") for h in history], "o-", ms=3, label="measured")
-    exp = [(h["epoch"], h["expected_density"]) for h in history if h.get("expected_density") is not None]
+    a.plot(ep, [100 * h["density"] if h.get("density") is not None else None for h in history], "o-", ms=3,
+           label="measured")
+    exp = [(h["epoch"], 100 * h["expected_density"]) for h in history if h.get("expected_density") is not None]
     if exp:
         a.plot(*zip(*exp), "--", label="scheduler trajectory D̂(e)")
     a.set_yscale("log"), a.set_xlabel("epoch"), a.set_ylabel("density (%)"), a.legend(), a.set_title("density")

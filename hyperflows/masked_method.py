@@ -44,7 +44,7 @@ class MaskCallback(Callback):
         apply_masks_(trainer.model, trainer.optimizer)
 
     def on_epoch_end(self, trainer: "Trainer", epoch: int, metrics: dict) -> dict:
-        return {"density": 100.0 * density(current_masks(trainer.model)), **self.method.epoch_metrics(trainer)}
+        return {"density": density(current_masks(trainer.model)), **self.method.epoch_metrics(trainer)}
 
     def state_dict(self) -> dict:
         return self.method.state_dict()

@@ -33,6 +33,7 @@ from torch import nn
 from experiments.errors import ConfigError
 from experiments.method import Method
 from experiments.sparsity.flow_mask import attach_flow_masks, flow_parameters
+from experiments.sparsity.masks import density as mask_density
 from experiments.sparsity.masks import finalize, layer_densities, original_weights
 from experiments.train import Callback, ExtraOptimizer
 
@@ -105,7 +106,7 @@ class HyperflowsCallback(Callback):
                 target_density=scheduler_target(method.target_sparsity, method.regrowth_offset),
                 epochs=method.pruning_epochs * self.ticks, step_size=method.step_size, exponent=method.exponent,
                 aggressivity=method.aggressivity, end_retention=method.end_retention ** (1.0 / self.ticks))
-        self.hold = (DensityHold(target_density=100.0 * (1.0 - method.target_sparsity), step_size=method.step_size,
+        self.hold = (DensityHold(target_density=1.0 - method.target_sparsity, step_size=method.step_size,
                                  exponent=method.exponent)
                      if method.closed_loop and self.scheduler is not None else None)
         self.epoch = 0
@@ -151,7 +152,7 @@ class HyperflowsCallback(Callback):
         return self.pruning or self.hold is not None
 
     def density(self) -> float:
-        return 100.0 * sum(int((t >= 0).sum()) for t in self.ts) / self.n
+        return mask_density(t >= 0 for t in self.ts)
 
     def on_after_backward(self, trainer: "Trainer") -> None:
         if self.pressure_on and self.lam > 0:
@@ -173,8 +174,7 @@ class HyperflowsCallback(Callback):
     def on_epoch_end(self, trainer: "Trainer", epoch: int, metrics: dict) -> dict:
         m, e = self.m, epoch + 1
         masks = [t >= 0 for t in self.ts]
-        kept = sum(int(k.sum()) for k in masks)
-        density = 100.0 * kept / self.n
+        density = mask_density(masks)
         out = {"density": density, "lambda": self.lam if self.pressure_on else 0.0,
                "pressure_loss": float(pressure_loss(self.ts, self.lam if self.pressure_on else 0.0, m.threshold))}
         if self.prev_masks is not None:
@@ -183,7 +183,7 @@ class HyperflowsCallback(Callback):
             out["flips"] = out["flips_pruned"] + out["flips_regrown"]
         out.update(self.flow_stats(masks))
         for name, d in layer_densities(dict(zip(self.names, masks))).items():
-            out[f"layer_density/{name}"] = 100.0 * d
+            out[f"layer_density/{name}"] = d
         if self.scheduler is not None and e <= m.pressure_epochs:
             out["expected_density"] = self.scheduler.expected_density(e * self.ticks)
             if e < m.pressure_epochs:
@@ -197,7 +197,7 @@ class HyperflowsCallback(Callback):
             weights = list(original_weights(self.model).values())
             self.hist_prune_end = weight_histogram(weights, masks)
             out["density_prune_end"] = density
-            log.info("hyperflows: pruning stage done at %.3f %% density; regrowth for %d epochs", density,
+            log.info("hyperflows: pruning stage done at %.3f %% density; regrowth for %d epochs", 100 * density,
                      m.regrowth_epochs)
         return out
 
@@ -334,7 +334,7 @@ class Hyperflows(Method):
         stay, when the trained density is more than ``snap_tolerance`` off the asked one."""
         ts = list(flow_parameters(ctx.model).values())
         n = sum(t.numel() for t in ts)
-        before = sum(int((t >= 0).sum()) for t in ts) / n
+        before = mask_density(t >= 0 for t in ts)
         ctx.metrics["density_before_snap"] = before
         keep = round((1.0 - self.target_sparsity) * n)
         if abs(before - keep / n) <= self.snap_tolerance:
@@ -350,7 +350,7 @@ class Hyperflows(Method):
                         "by flow without training after it (expect lost accuracy; give the pruning stage more epochs "
                         "or a larger flow_lr)", 100 * before, 100 * keep / n, ctx.metrics["snap_flips"])
         log.info("hyperflows: density %.4f %% -> %.4f %% (closed-loop snap, %d flips)", 100 * before,
-                 100 * sum(int((t >= 0).sum()) for t in ts) / n, ctx.metrics["snap_flips"])
+                 100 * mask_density(t >= 0 for t in ts), ctx.metrics["snap_flips"])
 
     def record(self, ctx: "StageContext", history: list[dict]) -> None:
         """Per-epoch curves and end-of-stage numbers into the record; figures under the run dir."""
@@ -360,21 +360,20 @@ class Hyperflows(Method):
         m["hyperflows_history"] = {k: [h.get(k) for h in history] for k in keys}
         last = history[-1] if history else {}
         masks = {n: t >= 0 for n, t in flow_parameters(ctx.model).items()}
-        m["density"] = sum(int(k.sum()) for k in masks.values()) / max(sum(k.numel() for k in masks.values()), 1)
+        m["density"] = mask_density(masks)
         m["flips_last_epoch"] = last.get("flips")
         gammas = [h["gamma"] for h in history if "gamma" in h]
         m["gamma_final"] = gammas[-1] if gammas else None
         m["lambda_final"] = self.callback.lam if self.callback else None
         if len(history) >= self.pressure_epochs:
-            m["density_prune_end"] = history[self.pressure_epochs - 1]["density"] / 100.0
+            m["density_prune_end"] = history[self.pressure_epochs - 1]["density"]
             m["test_acc_prune_end"] = history[self.pressure_epochs - 1].get("test_acc")
-        m["hyperflows_layer_density"] = layer_densities(masks)
         if not self.make_figures or self.callback is None:
             return
         weights = original_weights(ctx.model)
         hist_end = weight_histogram([weights[n] for n in masks], list(masks.values()))
         try:
-            paths = figures.write_all(ctx.figure_path, history, m["hyperflows_layer_density"],
+            paths = figures.write_all(ctx.figure_path, history, layer_densities(masks),
                                       self.callback.hist_prune_end, hist_end, masks,
                                       image_shape=(ctx.data.in_channels, ctx.data.image_size, ctx.data.image_size))
         except Exception as exc:  # noqa: BLE001 - a figure never fails a run

@@ -1,11 +1,11 @@
 """Hyperflows' pressure scheduler (Algorithm 1) and flow-LR schedule of the regrowth stage.
 
 The user asks for a final sparsity S; the scheduler aims at the pre-regrowth density
-D* = (100 − 100·S)·ρ (regrowth adds weights back, ρ = 11.5/13) along the trajectory
+D* = (1 − S)·ρ (regrowth adds weights back, ρ = 11.5/13) along the trajectory
 
-    D̂(e) = 100 · Π_{k≤e} r(k),   r(k) = r_s + (r_e − r_s) · σ(A/E_p · (k − E_p/2))      (eqs. 13–14)
+    D̂(e) = Π_{k≤e} r(k),         r(k) = r_s + (r_e − r_s) · σ(A/E_p · (k − E_p/2))      (eqs. 13–14)
 
-with r_s found by bisection so that D̂(E_p) = D*. After each pruning epoch γ moves towards the
+with r_s found by bisection so that D̂(E_p) = D*. Densities are fractions (the paper writes them in %). After each pruning epoch γ moves towards the
 trajectory with inertia (step s, inertia increments s/4, floor 0) and λ = γ^p for the next epoch.
 """
 from __future__ import annotations
@@ -21,8 +21,8 @@ def retention(k: int, r_s: float, epochs: int, aggressivity: float = 6.0, r_e: f
 
 
 def trajectory(r_s: float, epochs: int, aggressivity: float = 6.0, r_e: float = 0.999) -> list[float]:
-    """[D̂(1), …, D̂(E_p)] in % (eq. 13)."""
-    out, d = [], 100.0
+    """[D̂(1), …, D̂(E_p)] as fractions (eq. 13)."""
+    out, d = [], 1.0
     for k in range(1, epochs + 1):
         d *= retention(k, r_s, epochs, aggressivity, r_e)
         out.append(d)
@@ -30,10 +30,10 @@ def trajectory(r_s: float, epochs: int, aggressivity: float = 6.0, r_e: float = 
 
 
 def solve_r_s(target_density: float, epochs: int, aggressivity: float = 6.0, r_e: float = 0.999,
-              tol: float = 1e-6, max_iter: int = 100) -> float:
-    """Bisection on [0, r_e] for the early retention r_s with D̂(E_p) = D* (D* in %)."""
-    if not 0.0 < target_density <= 100.0:
-        raise ValueError(f"target density {target_density} % must be in (0, 100]")
+              tol: float = 1e-8, max_iter: int = 100) -> float:
+    """Bisection on [0, r_e] for the early retention r_s with D̂(E_p) = D* (D* a fraction)."""
+    if not 0.0 < target_density <= 1.0:
+        raise ValueError(f"target density {target_density} must be a fraction in (0, 1]")
     lo, hi = 0.0, r_e
     best, best_err = hi, math.inf
     for _ in range(max_iter):
@@ -51,8 +51,8 @@ def solve_r_s(target_density: float, epochs: int, aggressivity: float = 6.0, r_e
 
 
 def scheduler_target(final_sparsity: float, regrowth_offset: float = 11.5 / 13) -> float:
-    """D* in %: the density the pruning stage aims at, below the final target by ρ (spec §3.5)."""
-    return (100.0 - 100.0 * final_sparsity) * regrowth_offset
+    """D*: the density the pruning stage aims at, below the final target by ρ (spec §3.5)."""
+    return (1.0 - final_sparsity) * regrowth_offset
 
 
 def inertia_step(gamma: float, up: float, down: float, above: bool, s: float) -> tuple[float, float, float]:
@@ -92,7 +92,7 @@ class GammaController:
 
 @dataclass(kw_only=True)
 class DensityHold(GammaController):
-    """Closed-loop regrowth: Algorithm 1's γ rule aimed at a constant density D_f (%). γ starts at 0 (λ = 0, the
+    """Closed-loop regrowth: Algorithm 1's γ rule aimed at a constant density D_f (a fraction). γ starts at 0 (λ = 0, the
     paper's free regrowth) and rises only when regrowth overshoots D_f; it falls back when the density is below."""
 
     target_density: float
@@ -105,7 +105,7 @@ class DensityHold(GammaController):
 class PressureScheduler(GammaController):
     """Algorithm 1 along the target-density trajectory; ``step`` returns λ = γ^p for the next epoch."""
 
-    target_density: float        # D* in %
+    target_density: float        # D*, a fraction
     epochs: int                  # E_p
     aggressivity: float = 6.0    # A
     end_retention: float = 0.999  # r_e
@@ -119,7 +119,7 @@ class PressureScheduler(GammaController):
         return self.expected[min(max(e, 1), self.epochs) - 1]
 
     def step(self, e: int, density: float) -> float:
-        """Update γ after pruning epoch ``e`` with the measured density (%, strict comparison, A6)."""
+        """Update γ after pruning epoch ``e`` with the measured density (a fraction; strict comparison, A6)."""
         return self.update(density > self.expected_density(e))
 
 

@@ -311,7 +311,8 @@ class Trainer:
         parts = [f"[{self.phase}] epoch {m['epoch']}/{self.schedule.epochs}", f"lr {m['lr']:.3g}",
                  f"loss {m['train_loss']:.4f}"]
         parts += [f"{k} {m[k]:.2f}" for k in ("val_acc", "test_acc") if k in m]
-        parts += [f"{k} {m[k]:.4g}" for k in ("density", "gamma") if k in m]
+        parts += [f"density {100 * m['density']:.4g} %"] if "density" in m else []
+        parts += [f"gamma {m['gamma']:.4g}"] if "gamma" in m else []
         parts.append(f"{m['epoch_seconds']:.1f}s")
         log.info(" | ".join(parts))
         if self.log_fn is not None:

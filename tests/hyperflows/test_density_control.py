@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import TINY, compose_cfg
+
 from experiments.pipeline import run
 from hyperflows.method import Hyperflows
 from hyperflows.scheduler import DensityHold, flow_lr, inertia_step, snap_threshold
@@ -14,12 +14,12 @@ FAST = TINY + ["method=hyperflows", "trainer.epochs=4", "method.pruning_epochs=2
 
 
 def test_hold_controller_hand_trace():
-    h = DensityHold(target_density=10.0, step_size=0.2, exponent=1.5)
+    h = DensityHold(target_density=0.10, step_size=0.2, exponent=1.5)
     assert h.lam == 0.0                                   # regrowth starts free
     # above, above (inertia 0.05), below, below (inertia 0.05) -> 0.2, 0.45, 0.25, 0.0 (floored)
-    trace = [h.step(12.0), h.step(11.0), h.step(9.0), h.step(9.0)]
+    trace = [h.step(0.12), h.step(0.11), h.step(0.09), h.step(0.09)]
     assert trace == pytest.approx([0.2 ** 1.5, 0.45 ** 1.5, 0.25 ** 1.5, 0.0])
-    assert h.step(10.0) == 0.0                            # equal is not above (strict, A6)
+    assert h.step(0.10) == 0.0                            # equal is not above (strict, A6)
 
 
 def test_inertia_step_matches_algorithm_1():

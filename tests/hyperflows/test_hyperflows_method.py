@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import TINY, compose_cfg
+
 from experiments.pipeline import run
 
 FAST = TINY + ["method=hyperflows", "method.scheduler.control=open_loop", "trainer.epochs=4", "method.pruning_epochs=2", "trainer.max_steps_per_epoch=3",
@@ -16,16 +16,17 @@ def test_hyperflows_prunes_by_pressure_regrows_and_records_consistent_numbers(tm
     m = record["metrics"]
     h = m["hyperflows_history"]
     assert len(h["density"]) == 4
-    assert h["density"][1] < 100.0                        # pressure removed weights during pruning
+    assert h["density"][1] < 1.0                          # pressure removed weights during pruning (fractions)
     assert h["lambda"][2] == 0.0 and h["lambda"][3] == 0.0  # regrowth stage: no pressure
     # flips account exactly for the density changes between epochs
     n = 266_200
     for e in range(1, 4):
-        change = (h["flips_regrown"][e] - h["flips_pruned"][e]) / n * 100
+        change = (h["flips_regrown"][e] - h["flips_pruned"][e]) / n
         assert h["density"][e] - h["density"][e - 1] == pytest.approx(change, abs=1e-6)
     # the finalized model's zeros are exactly the pruned weights: recorded sparsity = 1 − density(t ≥ 0)
     assert m["sparsity"] == pytest.approx(1 - m["density"], abs=1e-4)
-    assert m["gamma_final"] is not None and len(m["hyperflows_layer_density"]) == 3
+    assert m["gamma_final"] is not None and len(m["layer_density"]) == 3
+    assert m["density_prune_end"] == pytest.approx(h["density"][1])
     assert {p.rsplit("/", 1)[-1] for p in m["hyperflows_figures"]} >= {
         "hyperflows_curves.png", "hyperflows_layer_sparsity.png", "hyperflows_first_layer_mask.png",
         "hyperflows_weight_histograms.png"}

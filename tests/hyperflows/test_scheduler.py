@@ -12,34 +12,40 @@ from hyperflows.scheduler import PressureScheduler, flow_lr, scheduler_target, s
     (1.77, 0.9218, [92.6, 46.8, 16.3, 4.2, 2.2, 1.9, 1.77]),
 ])
 def test_trajectory_matches_spec_worked_examples(d_star, r_s, expected):
-    found = solve_r_s(d_star, 100)
+    """The spec writes densities in %; the code works in fractions."""
+    found = solve_r_s(d_star / 100, 100)
     assert found == pytest.approx(r_s, abs=5e-5)
     d = trajectory(found, 100)
-    got = [d[e - 1] for e in (1, 10, 25, 50, 75, 90, 100)]
+    got = [100 * d[e - 1] for e in (1, 10, 25, 50, 75, 90, 100)]
     assert got == pytest.approx(expected, abs=0.051)
-    assert d[-1] == pytest.approx(d_star, abs=1e-4)
+    assert 100 * d[-1] == pytest.approx(d_star, abs=1e-4)
 
 
 def test_scheduler_target_uses_regrowth_offset():
-    assert scheduler_target(0.9) == pytest.approx(8.846, abs=1e-3)   # (100 − 90) · 11.5/13
-    assert scheduler_target(0.98, 1.0) == pytest.approx(2.0)
+    assert scheduler_target(0.9) == pytest.approx(0.08846, abs=1e-5)   # (1 − 0.9) · 11.5/13
+    assert scheduler_target(0.98, 1.0) == pytest.approx(0.02)
+
+
+def test_solve_r_s_rejects_a_density_in_percent():
+    with pytest.raises(ValueError, match="fraction"):
+        solve_r_s(8.85, 100)
 
 
 def test_gamma_update_with_inertia_and_floor_hand_trace():
-    s = PressureScheduler(target_density=8.85, epochs=100, step_size=0.2)
+    s = PressureScheduler(target_density=0.0885, epochs=100, step_size=0.2)
     above, below = 1000.0, 0.0
     trace = [s.step(1, above), s.step(2, above), s.step(3, above), s.step(4, below), s.step(5, below)]
     # γ: 0.2 (I+ .05) → 0.45 (I+ .1) → 0.75 (I+ .15) → 0.55 (I− .05) → 0.30 (I− .1)
     assert [round(x, 6) for x in trace] == [round(g ** 1.5, 6) for g in (0.2, 0.45, 0.75, 0.55, 0.30)]
     assert s.step(6, below) == 0.0 and s.gamma == 0.0                 # 0.30 − 0.30 → floored at 0
     assert s.step(7, below) == 0.0 and s.gamma == 0.0                 # stays floored (0 − 0.35 → 0)
-    s2 = PressureScheduler(target_density=8.85, epochs=100, step_size=0.2)
+    s2 = PressureScheduler(target_density=0.0885, epochs=100, step_size=0.2)
     s2.load_state_dict(s.state_dict())
     assert s2.step(8, above) == pytest.approx(s.step(8, above))
 
 
 def test_comparison_is_strict():
-    s = PressureScheduler(target_density=8.85, epochs=100)
+    s = PressureScheduler(target_density=0.0885, epochs=100)
     s.step(1, s.expected_density(1))          # equal → "ahead of schedule" branch
     assert s.gamma == 0.0 and s.inertia_down == pytest.approx(0.05)
 
