@@ -5,8 +5,9 @@ D* = (1 − S)·ρ (regrowth adds weights back, ρ = 11.5/13) along the trajecto
 
     D̂(e) = Π_{k≤e} r(k),         r(k) = r_s + (r_e − r_s) · σ(A/E_p · (k − E_p/2))      (eqs. 13–14)
 
-with r_s found by bisection so that D̂(E_p) = D*. Densities are fractions (the paper writes them in %). After each pruning epoch γ moves towards the
+with r_s found by bisection so that D̂(E_p) = D*. After each pruning epoch γ moves towards the
 trajectory with inertia (step s, inertia increments s/4, floor 0) and λ = γ^p for the next epoch.
+Densities are fractions here (the paper writes them in %).
 """
 from __future__ import annotations
 
@@ -92,8 +93,9 @@ class GammaController:
 
 @dataclass(kw_only=True)
 class DensityHold(GammaController):
-    """Closed-loop regrowth: Algorithm 1's γ rule aimed at a constant density D_f (a fraction). γ starts at 0 (λ = 0, the
-    paper's free regrowth) and rises only when regrowth overshoots D_f; it falls back when the density is below."""
+    """Closed-loop regrowth: Algorithm 1's γ rule aimed at a constant density D_f (a fraction). γ starts at 0
+    (λ = 0, the paper's free regrowth) and rises only when regrowth overshoots D_f; it falls back when the
+    density is below."""
 
     target_density: float
 
