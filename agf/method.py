@@ -97,6 +97,7 @@ class StructuredPruning(Method):
             raise ConfigError(f"method.calibration.mode={self.calib['mode']!r}; use eval or train")
         self.include_residual, self.ignore, self.prune_heads = include_residual, list(plain(ignore) or []), prune_heads
         self.round_to, self.from_scratch = int(round_to), bool(from_scratch)
+        self.do_finetune = self.do_finetune or self.from_scratch   # the from-scratch control always trains
         self.save_scores, self.signal_batches = bool(save_scores), int(signal_batches)
         self.bn_recalibration_batches = int(bn_recalibration_batches)
         self.units: list = []
@@ -204,17 +205,19 @@ class StructuredPruning(Method):
         return max(0.0, 1.0 - (1.0 - overall) * self._dense_cost / now)
 
     # -- fine-tuning --------------------------------------------------------------------------------
-    def finetune(self, ctx):
+    def fit_options(self, ctx) -> dict:
+        if self.from_scratch:   # the pruned architecture, re-initialised, trained with the pretrain recipe
+            return {"phase": "pretrain", "optimizer": self.optimizer_overrides(), "epochs": self.scratch_epochs}
+        return super().fit_options(ctx)
+
+    def before_finetune(self, ctx) -> None:
         if self.from_scratch:
             reinitialise(ctx.model)
             ctx.metrics["from_scratch"] = True
-            result = ctx.fit(ctx.model, phase="pretrain", optimizer=self.optimizer_overrides(),
-                             epochs=self.scratch_epochs)
-        else:
-            result = super().finetune(ctx)
+
+    def after_finetune(self, ctx, result) -> None:
         if self.signal_batches > 0:
             self._signal_on(ctx, "pruned")
-        return result
 
     # -- signal compression / routing-signal quality (spec §5) ------------------------------------------
     def _signal_on(self, ctx, which: str) -> None:

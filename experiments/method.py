@@ -46,18 +46,26 @@ class Method:
         """Hook points for the fine-tune/regrow loop."""
         return []
 
+    def fit_options(self, ctx: "StageContext") -> dict:
+        """Keyword arguments of ``ctx.fit`` for this method's training stage: its recipe (``phase``, ``recipe``,
+        ``epochs``, ``schedule_phases``, ``optimizer``, ``label_smoothing``); the default is the finetune recipe
+        with ``method.lr``."""
+        return {"phase": "finetune", "optimizer": self.optimizer_overrides()}
+
+    def before_finetune(self, ctx: "StageContext") -> None:
+        """Runs right before the training stage (e.g. re-initialise a from-scratch control)."""
+
+    def after_finetune(self, ctx: "StageContext", result: "FitResult | None") -> None:
+        """Runs after the training stage (``result`` is None when ``finetune`` is off)."""
+
     def finetune(self, ctx: "StageContext") -> "FitResult | None":
-        """Fine-tune (or regrow) ``ctx.model``; the default trains it with ``callbacks``."""
-        if not self.do_finetune:
-            return None
-        return ctx.fit(ctx.model, callbacks=self.callbacks(ctx), phase="finetune", optimizer=self.optimizer_overrides())
+        """The one training path: ``fit_options``' recipe with ``callbacks``, between the two hooks."""
+        self.before_finetune(ctx)
+        result = (ctx.fit(ctx.model, callbacks=self.callbacks(ctx), **self.fit_options(ctx))
+                  if self.do_finetune else None)
+        self.after_finetune(ctx, result)
+        return result
 
     def finalize(self, model: nn.Module) -> nn.Module:
         """An ordinary ``nn.Module`` (masks baked in) for measurement and export."""
         return model
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass

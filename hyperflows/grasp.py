@@ -19,7 +19,7 @@ from experiments.distributed import all_reduce_
 from experiments.errors import ConfigError
 from experiments.sparsity.masks import keep_top, original_weights
 
-from .scheduled_method import ScheduledMaskedMethod
+from .masked_method import MaskedMethod
 
 if TYPE_CHECKING:  # pragma: no cover
     from experiments.context import StageContext
@@ -67,12 +67,12 @@ def class_balanced_sample(batches, num_classes: int, per_class: int) -> tuple[to
     return x, y
 
 
-class GraSP(ScheduledMaskedMethod):
+class GraSP(MaskedMethod):
     """``method=grasp``: gradient-signal-preservation pruning at initialisation, then training from scratch."""
 
     def __init__(self, name: str, target_sparsity: float, samples_per_class: int = 10, temperature: float = 200.0,
-                 batch_size: int = 128, from_scratch: bool = True, **base):
-        super().__init__(name=name, target_sparsity=target_sparsity, from_scratch=from_scratch, **base)
+                 batch_size: int = 128, from_scratch: bool = True, **recipe):
+        super().__init__(name=name, target_sparsity=target_sparsity, from_scratch=from_scratch, **recipe)
         if int(samples_per_class) < 1 or float(temperature) <= 0:
             raise ConfigError(f"method.samples_per_class={samples_per_class} must be >= 1 and "
                              f"method.temperature={temperature} > 0")

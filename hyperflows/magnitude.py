@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class OneShotMagnitude(MaskedMethod):
-    """Keep the (1 − S)·N largest |w| over all Conv2d/Linear weights (global ranking)."""
+    """Keep the (1 − S)·N largest |w| over all Conv2d/Linear weights (global ranking); no rules."""
 
     def initial_masks(self, ctx: "StageContext") -> dict[str, torch.Tensor]:
         return global_magnitude_masks(dict(original_weights(ctx.model)), 1.0 - self.target_sparsity)

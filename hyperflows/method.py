@@ -316,17 +316,19 @@ class Hyperflows(Method):
         self.callback = HyperflowsCallback(self, ctx.model)
         return [self.callback]
 
-    def finetune(self, ctx: "StageContext"):
+    def fit_options(self, ctx: "StageContext") -> dict:
+        """E_p + E_r epochs, SGD on the weights with the two cosine phases, the method's label smoothing."""
         w = self.weights
         optimizer = {"name": w["optimizer"], "lr": w["lr_prune_start"], "momentum": w["momentum"],
                      "weight_decay": w["weight_decay"], "nesterov": False, "no_decay_bias_norm": False}
-        result = ctx.fit(ctx.model, callbacks=self.callbacks(ctx), phase="finetune",
-                         epochs=self.pressure_epochs + self.regrowth_epochs, schedule_phases=self.schedule_phases(),
-                         optimizer=optimizer, label_smoothing=self.label_smoothing)
+        return {"phase": "finetune", "epochs": self.pressure_epochs + self.regrowth_epochs,
+                "schedule_phases": self.schedule_phases(), "optimizer": optimizer,
+                "label_smoothing": self.label_smoothing}
+
+    def after_finetune(self, ctx: "StageContext", result) -> None:
         if self.closed_loop:
             self.snap(ctx)
         self.record(ctx, result.history)
-        return result
 
     @torch.no_grad()
     def snap(self, ctx: "StageContext") -> None:

@@ -15,17 +15,18 @@ import math
 from typing import TYPE_CHECKING
 
 import torch
+from torch import nn
 
 from experiments.errors import ConfigError
 from experiments.sparsity.drop_grow import dense_gradients, drop_and_grow_layers
-from experiments.sparsity.masks import original_weights
+from experiments.sparsity.mask_schedules import PeriodicSchedule
+from experiments.sparsity.masks import current_masks, original_weights
 from experiments.sparsity.schedules import apportion, erk_densities, rigl_drop_fraction
 
-from .scheduled_method import ScheduledMaskedMethod
+from .masked_method import MaskedMethod
 
 if TYPE_CHECKING:  # pragma: no cover
     from experiments.context import StageContext
-    from experiments.train import Trainer
 
 INITS = ("magnitude", "random")
 DISTRIBUTIONS = ("erk", "uniform")
@@ -52,42 +53,68 @@ def top_count_mask(score: torch.Tensor, k: int) -> torch.Tensor:
     return flat.view_as(score)
 
 
-class RigL(ScheduledMaskedMethod):
-    """``method=rigl``."""
+class DropGrow:
+    """Mask rule: at each step of ``schedule`` every layer drops ⌊f(t)·n_active⌋ smallest |w| and grows as many
+    largest dense |∂L/∂ŵ| among the inactive, f(t) = ``rigl_drop_fraction`` (α, T_end)."""
 
     uses_dense_grad = True
 
-    def __init__(self, name: str, target_sparsity: float, init: str = "magnitude", distribution: str = "erk",
-                 erk_power_scale: float = 1.0, alpha: float = 0.3, update_every: int = 100,
-                 end_fraction: float = 0.75, **base):
-        super().__init__(name=name, target_sparsity=target_sparsity, **base)
-        if init not in INITS:
-            raise ConfigError(f"method.init={init!r} is not one of {INITS}")
-        if distribution not in DISTRIBUTIONS:
-            raise ConfigError(f"method.distribution={distribution!r} is not one of {DISTRIBUTIONS}")
-        if int(update_every) < 1:
-            raise ConfigError(f"method.update_every={update_every} must be >= 1 (steps)")
-        if not 0.0 <= float(alpha) <= 1.0 or not 0.0 <= float(end_fraction) <= 1.0:
-            raise ConfigError(f"method.alpha={alpha} and method.end_fraction={end_fraction} must be in [0, 1]")
-        self.init = init
-        self.distribution = distribution
-        self.erk_power_scale = float(erk_power_scale)
-        self.alpha = float(alpha)
-        self.update_every = int(update_every)
-        self.end_fraction = float(end_fraction)
+    def __init__(self, schedule: PeriodicSchedule, alpha: float = 0.3):
+        if not 0.0 <= float(alpha) <= 1.0:
+            raise ConfigError(f"method.alpha={alpha} must be in [0, 1]")
+        self.schedule, self.alpha = schedule, float(alpha)
+        self.updates = 0
         self.last_fraction = 0.0
         self.last_dropped = 0      # weights dropped at the last update
         self.last_grown_new = 0    # weights grown at the last update that were inactive before it
         self.grown_total = 0
 
-    # -- schedule -------------------------------------------------------------------------------------
-    def end_step(self) -> int:
-        return int(round(self.end_fraction * int(self.total_steps or 0)))
+    def is_step(self, step: int) -> bool:
+        return self.schedule.is_step(step)
 
-    def is_update_step(self, step: int) -> bool:
-        return 0 < step < self.end_step() and step % self.update_every == 0
+    def apply(self, model: nn.Module, optimizer: torch.optim.Optimizer, masks: dict[str, nn.Module],
+              step: int) -> None:
+        grads = dense_gradients(masks)
+        weights, current = original_weights(model), current_masks(model)
+        frac = rigl_drop_fraction(step, self.alpha, self.schedule.end_step())
+        counts = {name: int(frac * int(mask.sum())) for name, mask in current.items()}
+        dropped, grown_new = drop_and_grow_layers(model, optimizer, weights, current, grads, counts)
+        self.last_fraction, self.last_dropped, self.last_grown_new = frac, dropped, grown_new
+        self.grown_total += grown_new
+        self.updates += 1
 
-    # -- masks ----------------------------------------------------------------------------------------
+    def metrics(self) -> dict:
+        return {"drop_fraction": self.last_fraction, "dropped": self.last_dropped,
+                "grown_new": self.last_grown_new, "grown_total": self.grown_total, "mask_updates": self.updates}
+
+    def state_dict(self) -> dict:
+        return {"updates": self.updates, "last_fraction": self.last_fraction, "last_dropped": self.last_dropped,
+                "last_grown_new": self.last_grown_new, "grown_total": self.grown_total}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.updates, self.last_fraction = int(state["updates"]), float(state["last_fraction"])
+        self.last_dropped, self.last_grown_new = int(state["last_dropped"]), int(state["last_grown_new"])
+        self.grown_total = int(state["grown_total"])
+
+
+class RigL(MaskedMethod):
+    """``method=rigl``: ERK (or uniform) initial masks, then a :class:`DropGrow` rule on a periodic schedule."""
+
+    def __init__(self, name: str, target_sparsity: float, init: str = "magnitude", distribution: str = "erk",
+                 erk_power_scale: float = 1.0, alpha: float = 0.3, update_every: int = 100,
+                 end_fraction: float = 0.75, **recipe):
+        super().__init__(name=name, target_sparsity=target_sparsity, **recipe)
+        if init not in INITS:
+            raise ConfigError(f"method.init={init!r} is not one of {INITS}")
+        if distribution not in DISTRIBUTIONS:
+            raise ConfigError(f"method.distribution={distribution!r} is not one of {DISTRIBUTIONS}")
+        self.init = init
+        self.distribution = distribution
+        self.erk_power_scale = float(erk_power_scale)
+        self.schedule = PeriodicSchedule(self.clock, update_every, end_fraction)
+        self.drop_grow = DropGrow(self.schedule, alpha)
+        self.rules = [self.drop_grow]
+
     def initial_masks(self, ctx: "StageContext") -> dict[str, torch.Tensor]:
         weights = original_weights(ctx.model)
         counts = layer_counts({n: tuple(w.shape) for n, w in weights.items()}, 1.0 - self.target_sparsity,
@@ -95,26 +122,3 @@ class RigL(ScheduledMaskedMethod):
         if self.init == "magnitude":
             return {n: top_count_mask(w.detach().abs(), counts[n]) for n, w in weights.items()}
         return {n: top_count_mask(torch.rand(w.shape, device=w.device), counts[n]) for n, w in weights.items()}
-
-    def update_masks(self, trainer: "Trainer", step: int) -> None:
-        grads = dense_gradients(self.masks)
-        weights, masks = self.weights_and_masks(trainer.model)
-        frac = rigl_drop_fraction(step, self.alpha, self.end_step())
-        counts = {name: int(frac * int(mask.sum())) for name, mask in masks.items()}
-        dropped, grown_new = drop_and_grow_layers(trainer.model, trainer.optimizer, weights, masks, grads, counts)
-        self.last_fraction, self.last_dropped, self.last_grown_new = frac, dropped, grown_new
-        self.grown_total += grown_new
-
-    def epoch_metrics(self, trainer: "Trainer") -> dict:
-        return {"drop_fraction": self.last_fraction, "dropped": self.last_dropped,
-                "grown_new": self.last_grown_new, "grown_total": self.grown_total, "mask_updates": self.updates}
-
-    def extra_state(self) -> dict:
-        return {"last_fraction": self.last_fraction, "last_dropped": self.last_dropped,
-                "last_grown_new": self.last_grown_new, "grown_total": self.grown_total}
-
-    def load_extra_state(self, state: dict) -> None:
-        self.last_fraction = float(state.get("last_fraction", 0.0))
-        self.last_dropped = int(state.get("last_dropped", 0))
-        self.last_grown_new = int(state.get("last_grown_new", 0))
-        self.grown_total = int(state.get("grown_total", 0))

@@ -19,7 +19,7 @@ from experiments.distributed import all_reduce_
 from experiments.errors import ConfigError
 from experiments.sparsity.masks import keep_top, original_weights
 
-from .scheduled_method import ScheduledMaskedMethod
+from .masked_method import MaskedMethod
 
 if TYPE_CHECKING:  # pragma: no cover
     from experiments.context import StageContext
@@ -46,12 +46,12 @@ def snip_scores(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Te
     return {name: (w.detach() * g).abs() for (name, w), g in zip(weights.items(), total)}
 
 
-class SNIP(ScheduledMaskedMethod):
+class SNIP(MaskedMethod):
     """``method=snip``: prune at initialisation by |g ⊙ w|, then train the sparse net."""
 
     def __init__(self, name: str, target_sparsity: float, batches: int = 1, batch_size: int = 128,
-                 from_scratch: bool = True, **base):
-        super().__init__(name=name, target_sparsity=target_sparsity, from_scratch=from_scratch, **base)
+                 from_scratch: bool = True, **recipe):
+        super().__init__(name=name, target_sparsity=target_sparsity, from_scratch=from_scratch, **recipe)
         if int(batches) < 1:
             raise ConfigError(f"method.batches={batches} must be >= 1")
         self.batches = int(batches)

@@ -22,7 +22,7 @@ from experiments.errors import ConfigError
 from experiments.sparsity.masks import keep_top, mask_modules, original_weights
 from experiments.sparsity.schedules import exponential_densities
 
-from .scheduled_method import ScheduledMaskedMethod
+from .masked_method import MaskedMethod
 
 if TYPE_CHECKING:  # pragma: no cover
     from experiments.context import StageContext
@@ -68,11 +68,11 @@ def synflow_masks(model: nn.Module, example_input: torch.Tensor, density: float,
     return {n: m.current_mask().clone() for n, m in masks.items()}
 
 
-class SynFlow(ScheduledMaskedMethod):
+class SynFlow(MaskedMethod):
     """``method=synflow``: data-free iterative pruning at initialisation, then training from scratch."""
 
-    def __init__(self, name: str, target_sparsity: float, rounds: int = 100, from_scratch: bool = True, **base):
-        super().__init__(name=name, target_sparsity=target_sparsity, from_scratch=from_scratch, **base)
+    def __init__(self, name: str, target_sparsity: float, rounds: int = 100, from_scratch: bool = True, **recipe):
+        super().__init__(name=name, target_sparsity=target_sparsity, from_scratch=from_scratch, **recipe)
         if int(rounds) < 1:
             raise ConfigError(f"method.rounds={rounds} must be >= 1")
         self.rounds = int(rounds)

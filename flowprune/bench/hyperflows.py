@@ -4,7 +4,7 @@ Each regime is the project's own ``Trainer.train_epoch`` over the same in-memory
 
 - ``dense``: the plain model, SGD;
 - ``masked``: ``experiments.sparsity.masks.BinaryMask`` on every Conv2d/Linear weight + the baselines'
-  ``MaskCallback`` (masks re-applied, momentum masked after each step);
+  ``MaskUpdater`` with no rules (masks re-applied, momentum masked after each step);
 - ``hyperflows``: ``FlowMask`` on every weight + ``HyperflowsCallback`` (pressure gradient each step,
   Adam on t, scheduler ticks), with a non-zero λ so the pressure path runs.
 
@@ -26,11 +26,12 @@ import time
 import torch
 
 from experiments.models import create_model
+from experiments.sparsity.clock import StepClock
 from experiments.sparsity.flow_mask import attach_flow_masks
+from experiments.sparsity.mask_updater import MaskUpdater
 from experiments.sparsity.masks import BinaryMask, attach_masks, global_magnitude_masks, original_weights, set_masks
 from experiments.train import Trainer, create_schedule
 from flowprune.bench import add_out, out_stem
-from hyperflows.masked_method import MaskCallback, MaskedMethod
 from hyperflows.method import Hyperflows, HyperflowsCallback
 
 REGIMES = ("dense", "masked", "hyperflows")
@@ -47,7 +48,7 @@ def build_trainer(name: str, regime: str, batches: list, device: torch.device) -
     if regime == "masked":
         attach_masks(model, lambda n, layer: BinaryMask(layer.weight))
         set_masks(model, global_magnitude_masks(dict(original_weights(model)), 0.1))
-        callbacks = [MaskCallback(MaskedMethod("masked", 0.9))]
+        callbacks = [MaskUpdater(model, StepClock())]
     elif regime == "hyperflows":
         attach_flow_masks(model, seed=0)
         method = Hyperflows(target_sparsity=0.9, epochs=10, scheduler={"updates_per_epoch": 4})

@@ -19,7 +19,6 @@ from experiments.sparsity.masks import (
     BinaryMask,
     attach_masks,
     current_masks,
-    mask_modules,
     original_weights,
     set_masks,
 )
@@ -36,7 +35,6 @@ from hyperflows.gmp import GradualMagnitude
 from hyperflows.granet import GraNet
 from hyperflows.grasp import class_balanced_sample, grasp_scores
 from hyperflows.rigl import RigL, layer_counts
-from hyperflows.scheduled_method import BaselineCallback
 from hyperflows.snip import snip_scores
 from hyperflows.synflow import linearized_copy, synflow_masks, synflow_scores
 
@@ -99,7 +97,7 @@ def make_trainer(method, model, loss_fn, steps: int, before=None, after=None, st
                 raise StopFit
         after["on_after_step"] = stop
     cfg = {"name": "sgd", "lr": 0.1, "momentum": 0.0, "weight_decay": 0.0, **optimizer}
-    trainer = LossTrainer(model, loss_fn, steps, cfg, [Hooks(**(before or {})), BaselineCallback(method),
+    trainer = LossTrainer(model, loss_fn, steps, cfg, [Hooks(**(before or {})), method.callbacks(SimpleNamespace(model=model))[0],
                                                        Hooks(**after)], step_offset=step_offset)
     return trainer
 
@@ -124,10 +122,10 @@ def test_gmp_cubic_schedule_at_start_mid_end():
 
 def test_gmp_prune_steps_end_exactly_at_t_end():
     m = GradualMagnitude("gmp", 0.9, epochs=1, prune_every=4, prune_end_fraction=0.75)
-    m.total_steps = 30                                       # t_end = round(22.5) = 22 (banker's rounding)
-    assert m.bounds() == (0, 22)
-    assert [t for t in range(30) if m.is_update_step(t)] == [0, 4, 8, 12, 16, 20, 22]
-    assert m.sparsity_at(22) == pytest.approx(0.9) and m.sparsity_at(0) == 0.0
+    m.clock.total = 30                                       # t_end = round(22.5) = 22 (banker's rounding)
+    assert m.schedule.bounds() == (0, 22)
+    assert [t for t in range(30) if m.pruning.is_step(t)] == [0, 4, 8, 12, 16, 20, 22]
+    assert m.schedule.sparsity_at(22) == pytest.approx(0.9) and m.schedule.sparsity_at(0) == 0.0
 
 
 def test_rigl_drop_fraction_and_granet_regen_rate():
@@ -227,10 +225,9 @@ def test_rigl_update_step_taps_dense_grad_grows_at_zero_and_zeroes_momentum():
         original_weights(model)["0"].copy_(W0)
     set_masks(model, {"0": W0 != 0})
     method = RigL("rigl", 0.25, epochs=1, alpha=0.4, update_every=1, end_fraction=1.0)
-    method.masks = mask_modules(model)
     taps = []
     trainer = make_trainer(method, model, toy_loss, 1000, before={"on_after_backward": lambda t: taps.append(
-        method.masks["0"].tap)}, stop_after=1, step_offset=1, lr=0.1, momentum=0.9, weight_decay=5e-4)
+        method.updater.masks["0"].tap)}, stop_after=1, step_offset=1, lr=0.1, momentum=0.9, weight_decay=5e-4)
     opt = trainer.optimizer
     opt.state[original_weights(model)["0"]]["momentum_buffer"] = (W0 != 0).float() * 0.7
     w_before = original_weights(model)["0"].detach().clone()
@@ -248,27 +245,26 @@ def test_rigl_update_step_taps_dense_grad_grows_at_zero_and_zeroes_momentum():
     kept = mask & (W0 != 0)                                        # kept weights took the ordinary SGD step
     step = 0.9 * 0.7 + G0 + 5e-4 * w_before                        # momentum·buf + ∂L/∂w + wd·w
     assert torch.allclose(w[kept], (w_before - 0.1 * step)[kept])
-    assert (method.last_dropped, method.last_grown_new) == (2, 2)
-    assert method.masks["0"].tap                                   # update_every=1: step 2 updates too
+    assert (method.drop_grow.last_dropped, method.drop_grow.last_grown_new) == (2, 2)
+    assert method.updater.masks["0"].tap                                   # update_every=1: step 2 updates too
 
 
 def test_rigl_tap_only_on_update_steps_and_state_roundtrip():
     model = masked(nn.Sequential(nn.Linear(4, 2, bias=False)))
     method = RigL("rigl", 0.5, epochs=1, update_every=3, end_fraction=1.0)
-    method.masks = mask_modules(model)
     taps = []
-    record_tap = {"on_after_backward": lambda t: taps.append(method.masks["0"].tap)}
+    record_tap = {"on_after_backward": lambda t: taps.append(method.updater.masks["0"].tap)}
     run_fit(make_trainer(method, model, toy_loss, 12, before=record_tap, stop_after=7))   # 8 steps of 12
     assert taps == [False, False, False, True, False, False, True, False]
-    state = copy.deepcopy(method.state_dict())
+    state = copy.deepcopy(method.updater.state_dict())
     fresh = RigL("rigl", 0.5, epochs=1, update_every=3, end_fraction=1.0)
-    fresh.masks = mask_modules(model)
-    fresh.load_state_dict(state)                                    # resumed before step 8 (not an update)
-    assert (fresh.steps_done, fresh.total_steps, fresh.updates) == (8, 12, 2)
-    assert fresh.grown_total == method.grown_total and not fresh.masks["0"].tap
-    state["steps_done"] = 9
-    fresh.load_state_dict(state)                                    # resumed before step 9 (an update)
-    assert fresh.masks["0"].tap
+    fresh.callbacks(SimpleNamespace(model=model))
+    fresh.updater.load_state_dict(state)                                    # resumed before step 8 (not an update)
+    assert (fresh.clock.done, fresh.clock.total, fresh.updater.updates) == (8, 12, 2)
+    assert fresh.drop_grow.grown_total == method.drop_grow.grown_total and not fresh.updater.masks["0"].tap
+    state["clock"]["done"] = 9
+    fresh.updater.load_state_dict(state)                                    # resumed before step 9 (an update)
+    assert fresh.updater.masks["0"].tap
 
 
 def test_rigl_erk_initial_masks_magnitude_and_random():
@@ -309,7 +305,6 @@ def test_global_magnitude_prune_never_revives():
 def test_gmp_steps_follow_the_cubic_schedule_globally():
     model = two_layer_model()
     method = GradualMagnitude("gmp", 0.8, epochs=1, prune_every=2, prune_end_fraction=0.5)
-    method.masks = mask_modules(model)
     N = 6 * 5 + 5 * 4
     before, checked = {}, []
 
@@ -319,7 +314,7 @@ def test_gmp_steps_follow_the_cubic_schedule_globally():
 
     def check(trainer):      # after the step's optimizer step and re-mask
         t = trainer.global_step
-        if method.is_prune_step(t):
+        if method.schedule.is_step(t):
             # brute force: rank the active |w| of both layers together, keep round((1 - s(t))·N)
             k = round((1 - gmp_sparsity(t, 0.8, 0.0, 0, 10)) * N)
             w, m = before["w"], before["m"]
@@ -332,35 +327,34 @@ def test_gmp_steps_follow_the_cubic_schedule_globally():
     run_fit(make_trainer(method, model, data_loss, 20, before={"on_after_backward": snapshot},
                          after={"on_after_step": check}, lr=0.05, momentum=0.9))
     assert checked == [0, 2, 4, 6, 8, 10]
-    assert method.prunes == 6 and method.scheduled_sparsity == pytest.approx(0.8)
+    assert method.pruning.prunes == 6 and method.pruning.scheduled_sparsity == pytest.approx(0.8)
     assert sum(int(m.sum()) for m in current_masks(model).values()) == round(0.2 * N)
 
 
 def test_granet_regeneration_counts_and_grown_weights_start_at_zero():
     model = two_layer_model(3)
     method = GraNet("granet", 0.7, epochs=1, prune_every=2, prune_end_fraction=0.5, regen_rate=0.5)
-    method.masks = mask_modules(model)
     N = 50
     ref, updates, grown_steps = {}, [], []
 
     def reference(trainer):   # after this step's backward (dense grads tapped), before the method's update
         t = trainer.global_step
-        assert method.masks["0"].tap == method.is_update_step(t)
-        if method.is_update_step(t):
+        assert method.updater.masks["0"].tap == method.updater.is_update_step(t)
+        if method.updater.is_update_step(t):
             # the schedule's prune alone, done on a copy: the reference for per-layer counts after it
             w_now = {n: w.detach().clone() for n, w in original_weights(model).items()}
-            ref["post"] = global_magnitude_prune(w_now, current_masks(model), 1 - method.sparsity_at(t))
-            ref["dense"] = {n: m.dense_grad.clone() for n, m in method.masks.items()}
+            ref["post"] = global_magnitude_prune(w_now, current_masks(model), 1 - method.schedule.sparsity_at(t))
+            ref["dense"] = {n: m.dense_grad.clone() for n, m in method.updater.masks.items()}
 
     def check(trainer):       # after the method's update, before the optimizer step
         t = trainer.global_step
-        if not method.is_update_step(t):
+        if not method.updater.is_update_step(t):
             return
         updates.append(t)
         post, dense, new = ref["post"], ref["dense"], current_masks(model)
         r = granet_regen_rate(t, 20, 0.5)
-        assert method.last_rate == pytest.approx(r)
-        assert method.last_dropped == sum(math.ceil(r * int(post[n].sum())) for n in post)
+        assert method.regeneration.last_rate == pytest.approx(r)
+        assert method.regeneration.last_dropped == sum(math.ceil(r * int(post[n].sum())) for n in post)
         for n in new:
             assert int(new[n].sum()) == int(post[n].sum())       # regeneration keeps each layer's count
             grown = new[n] & ~post[n]
@@ -374,7 +368,7 @@ def test_granet_regeneration_counts_and_grown_weights_start_at_zero():
                     assert dense[n].abs()[grown].min() >= dense[n].abs()[pool].max()
     run_fit(make_trainer(method, model, data_loss, 20, before={"on_after_backward": reference},
                          after={"on_after_backward": check}, lr=0.05, momentum=0.9))
-    assert updates == [0, 2, 4, 6, 8, 10] and grown_steps and method.regrown_total > 0
+    assert updates == [0, 2, 4, 6, 8, 10] and grown_steps and method.regeneration.regrown_total > 0
     assert sum(int(m.sum()) for m in current_masks(model).values()) == round(0.3 * N)
 
 
