@@ -12,7 +12,7 @@ import sys
 
 import pandas as pd
 
-from flowprune.reports import study
+from flowprune.reports import study, study_agf
 from flowprune.reports.common import out_dir, report_parser, write_table
 
 COLUMNS = ["id", "paper", "setting", "ours", "delta", "verdict", "command"]
@@ -33,7 +33,7 @@ PLANNED = {
 
 
 def build(results_dir) -> pd.DataFrame:
-    rows = study.claims(results_dir)
+    rows = study.claims(results_dir) + study_agf.claims(results_dir)
     have = {r["id"].split()[0] for r in rows}
     for cid, what in PLANNED.items():
         if cid not in have:

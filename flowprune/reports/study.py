@@ -1,7 +1,8 @@
 """Hyperflows study tables (H1 Table-1 proxy, H3 regrowth, the paper's open-loop controller) and their claims.
 
     flowprune report study [--results-dir results] [--out DIR]
-    -> <out>/tables/study_h1.{md,csv,tex}, study_h1_paired.*, study_h3_controller.*
+    -> <out>/tables/study_h1_<model>.{md,csv,tex}, study_h1_<model>_paired.*, study_h1_<model>_controller.*,
+       and the AGF studies' tables (:mod:`flowprune.reports.study_agf`)
 
 Reads the study's records (``results/store/study__h1_*.jsonl``) and applies the protocol of
 ``experiments/study.py``: each (model, method, sparsity) cell's LR is the one with the best final-epoch
@@ -51,11 +52,14 @@ def study_runs(results_dir, study: str) -> tuple[pd.DataFrame, StudySpec]:
     return df, spec
 
 
-def chosen_lrs(df: pd.DataFrame, spec: StudySpec) -> dict[tuple, float]:
-    """(model, target, method) -> LR chosen on val at the selection seed (variants use their method's)."""
+def chosen_lrs(df: pd.DataFrame, spec: StudySpec, arm: str = "method") -> dict[tuple, float]:
+    """(model, target, arm) -> LR chosen on val at the selection seed (variants use their method's); ``arm`` is
+    the column naming what a table compares (``method``, or ``scorer`` for the AGF studies)."""
     out = {}
-    sel = df[(df["seed"] == spec.select_seed) & (df["variant"] == "") & (df["method"] != "dense")]
-    for (model, target, method), g in sel.groupby(["model", "target", "method"]):
+    sel = df[(df["seed"] == spec.select_seed) & (df["method"] != "dense")]
+    if "variant" in sel:
+        sel = sel[sel["variant"] == ""]
+    for (model, target, method), g in sel.groupby(["model", "target", arm]):
         vals = {float(lr): g.loc[g["lr"] == lr, "val_acc"].iloc[-1] for lr in spec.lr_grid
                 if (g["lr"] == lr).any()}
         if len(vals) == len(spec.lr_grid):
@@ -63,13 +67,13 @@ def chosen_lrs(df: pd.DataFrame, spec: StudySpec) -> dict[tuple, float]:
     return out
 
 
-def final_runs(df: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
-    """Every seed of each cell at its chosen LR."""
+def final_runs(df: pd.DataFrame, spec: StudySpec, arm: str = "method") -> pd.DataFrame:
+    """Every seed of each cell at its chosen LR (``arm``: see :func:`chosen_lrs`)."""
     if df.empty:
         return df
-    lrs = chosen_lrs(df, spec)
+    lrs = chosen_lrs(df, spec, arm)
     df = df[df["method"] != "dense"].copy()
-    df["chosen_lr"] = [lrs.get((m, round(float(t), 6), me)) for m, t, me in zip(df["model"], df["target"], df["method"])]
+    df["chosen_lr"] = [lrs.get((m, round(float(t), 6), a)) for m, t, a in zip(df["model"], df["target"], df[arm])]
     return df[df["lr"] == df["chosen_lr"]]
 
 
@@ -233,6 +237,8 @@ def claims(results_dir) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from flowprune.reports import study_agf  # it builds on this module's protocol helpers
+
     ap = report_parser(__doc__, experiment="", wandb=False)
     args = ap.parse_args(argv)
     tables = out_dir(args, "tables")
@@ -252,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
                     "Paired by seed: mean difference of final test accuracy, 95 % t-interval, pairs won by A.")
         write_table(controller_table(final), f"study_{study}_controller", tables,
                     "Hyperflows' density control: closed loop (ours, default) vs the paper's open-loop Algorithm 1.")
+    study_agf.write_tables(args.results_dir, tables)
     return 0
 
 

@@ -49,3 +49,38 @@ def test_h2_curvature_verdict_from_per_seed_fits(tmp_path):
             store.append(r, study=True)
     (row,) = study_hyperflows.h2_claims(tmp_path)
     assert row["verdict"] == "holds" and row["delta"].startswith("+0.1")
+
+
+def agf_record(scorer, lr, seed, val, test, method="structured", experiment="study/a1_resnet8", **method_kw):
+    m = {"name": method, "lr": lr, "target_sparsity": 0.75, "scorer": {"name": scorer}, **method_kw}
+    return {"run_id": f"{scorer}-{lr}-{seed}-{method_kw}", "experiment": experiment, "status": "ok", "seed": seed,
+            "config": {"method": m, "model": {"name": "resnet8"}, "dataset": {"name": "fashion_mnist"},
+                       "sparsity": {"target": 0.75}, "trainer": {"pretrain": {"epochs": 15}}, "stages": []},
+            "metrics": {"val_acc": val, "test_acc": test, "test_acc_best": test, "acc_after_prune": 10.0,
+                        "params_total": 25, "dense_params": 100, "macs_effective": 30, "dense_macs": 100}}
+
+
+def test_agf_study_pairs_agf_with_the_strongest_scorer_on_validation(tmp_path):
+    from flowprune.reports import study_agf
+
+    store = ResultsStore(tmp_path)
+    for lr, val in ((0.003, 80.0), (0.01, 86.0), (0.03, 84.0)):   # agf: 0.01 wins on val
+        store.append(agf_record("agf", lr, 0, val, 90.0), study=True)
+        store.append(agf_record("l1", lr, 0, val - 1.0, 89.0), study=True)      # l1: strongest other on val
+        store.append(agf_record("random", lr, 0, val - 3.0, 95.0), study=True)  # best on test: never chosen
+    for seed in (1, 2):
+        store.append(agf_record("agf", 0.01, seed, 86.0, 90.0 + 0.3 * seed), study=True)
+        store.append(agf_record("l1", 0.01, seed, 85.0, 89.0 + 0.1 * seed), study=True)
+        store.append(agf_record("random", 0.01, seed, 83.0, 95.0), study=True)
+    for seed in range(3):   # the dense + fine-tuning control, no LR grid
+        store.append(agf_record("l1", None, seed, 90.0, 92.0, method="dense", finetune=True), study=True)
+    df, spec = study_agf.study_runs(tmp_path, "a1_resnet8")
+    final = study_agf.arms(df, spec)
+    assert set(final.loc[final["scorer"] != "dense+ft", "lr"]) == {0.01}
+    assert (final["scorer"] == "dense+ft").sum() == 3
+    (row,) = study_agf.claims(tmp_path)
+    diffs = np.array([90.0, 90.3, 90.6]) - np.array([89.0, 89.1, 89.2])
+    assert "vs l1" in row["ours"] and row["delta"].startswith(f"{diffs.mean():+.2f}") and row["verdict"] == "holds"
+    table = study_agf.paired_table(final)
+    assert set(table["B"]) == {"l1", "random", "dense+ft"}
+    assert table.loc[table["B"] == "dense+ft", "verdict (A > B)"].item() == "contradicted"

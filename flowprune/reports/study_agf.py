@@ -1,0 +1,147 @@
+"""AGF study tables (A1 75 % channel stress test, A2 phase transition) and their claims.
+
+    flowprune report study   -> <out>/tables/study_a1_resnet8.*, study_a1_resnet8_paired.*, (A2 likewise)
+
+Same protocol as :mod:`flowprune.reports.study`: each (model, target, scorer) cell's fine-tuning LR is the one
+with the best final-epoch validation accuracy at the selection seed; the headline is the final-epoch test accuracy
+over every seed at that LR; comparisons are paired by seed (same dense checkpoint, same data order). Controls
+(dense + the same fine-tuning epochs, the pruned architecture trained from scratch) run at their recipe's LR.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from agf.reported import PHASE_TRANSITION, STRESS75
+from experiments.stats import paired_delta, verdict
+from experiments.study import STUDY_DIR, StudySpec
+from flowprune.reports.agf_common import AGF_KEY, agf_columns
+from flowprune.reports.common import fmt_mean_std, load_runs, write_table
+from flowprune.reports.study import MIN_SEEDS, final_runs
+
+STUDIES = {"A1": "a1_resnet8", "A2": "a2_resnet8"}
+CONTROLS = ("dense+ft", "agf (scratch)", "scratch")
+
+
+def extra(r: dict) -> dict:
+    return {**agf_columns(r), "lr": ((r.get("config") or {}).get("method") or {}).get("lr")}
+
+
+def study_runs(results_dir, study: str) -> tuple[pd.DataFrame, StudySpec]:
+    spec = StudySpec.load(study)
+    df = load_runs(results_dir, spec.experiment, extra=extra, key=["lr", *AGF_KEY], study_only=True)
+    return df, spec
+
+
+def arms(df: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
+    """Every pruned run that counts: the scorers at their chosen LR, and the controls (dense + fine-tuning gets
+    the target of each pruned cell so it can be paired with it; scratch keeps its own)."""
+    scored = final_runs(df[df["scorer"].isin(spec.grid["scorer"])], spec, arm="scorer")
+    controls = df[df["scorer"].isin(CONTROLS)].assign(chosen_lr=lambda d: d["lr"])
+    ft = controls[controls["scorer"] == "dense+ft"]
+    targets = sorted(scored["target"].dropna().astype(float).unique())
+    ft = pd.concat([ft.assign(target=t) for t in targets], ignore_index=True) if targets else ft
+    return pd.concat([scored, controls[controls["scorer"] != "dense+ft"], ft], ignore_index=True)
+
+
+def cell_table(final: pd.DataFrame, dense: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    order = {"dense+ft": 2, "agf (scratch)": 1, "scratch": 1}
+    for (target, scorer), g in sorted(final.groupby(["target", "scorer"]),
+                                      key=lambda kv: (kv[0][0], order.get(kv[0][1], 0), -kv[1]["test_acc"].mean())):
+        rows.append({"channels removed": f"{float(target):.2%}", "arm": scorer,
+                     "lr": g["chosen_lr"].iloc[0], "seeds": len(g),
+                     "after prune": fmt_mean_std(g["acc_after_prune"].mean(), g["acc_after_prune"].std())
+                     if "acc_after_prune" in g else "",
+                     "test_acc (final)": fmt_mean_std(g["test_acc"].mean(), g["test_acc"].std()),
+                     "params kept": f"{(g['params_total'] / g['dense_params']).mean():.3f}",
+                     "MACs kept": f"{(g['macs_effective'] / g['dense_macs']).mean():.3f}",
+                     "test_acc_best (peak, secondary)": fmt_mean_std(g["test_acc_best"].mean(), g["test_acc_best"].std())})
+    full = dense["pretrain_epochs"].max() if not dense.empty else None
+    for epochs, g in dense.groupby("pretrain_epochs"):
+        name = "dense" if epochs == full else f"dense, {int(epochs)} of {int(full)} epochs (plateau check)"
+        rows.append({"channels removed": "0%", "arm": name, "lr": None, "seeds": len(g), "after prune": "",
+                     "test_acc (final)": fmt_mean_std(g["test_acc"].mean(), g["test_acc"].std()),
+                     "params kept": "1.000", "MACs kept": "1.000", "test_acc_best (peak, secondary)": ""})
+    return pd.DataFrame(rows)
+
+
+def paired(final: pd.DataFrame, target: float, a: str, b: str, direction: int = 1) -> dict | None:
+    """Paired Δ final test accuracy of arm ``a`` minus arm ``b`` at ``target`` over their common seeds."""
+    sub = final[final["target"].astype(float).round(6) == round(target, 6)]
+    sa, sb = (sub[sub["scorer"] == x].set_index("seed")["test_acc"] for x in (a, b))
+    seeds = sorted(set(sa.index) & set(sb.index))
+    if len(seeds) < MIN_SEEDS:
+        return None
+    d = paired_delta(sa.loc[seeds].values, sb.loc[seeds].values, direction=direction)
+    return {"delta": d, "verdict": verdict(d, direction), "a_mean": float(sa.loc[seeds].mean()),
+            "b_mean": float(sb.loc[seeds].mean()), "seeds": len(seeds)}
+
+
+def paired_table(final: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for target in sorted(final["target"].astype(float).unique()):
+        for b in sorted(set(final.loc[final["target"].astype(float) == target, "scorer"]) - {"agf"}):
+            p = paired(final, target, "agf", b)
+            if p is not None:
+                rows.append({"channels removed": f"{target:.2%}", "A": "agf", "B": b, "seeds": p["seeds"],
+                             "A − B (95% CI, wins)": p["delta"].text(), "verdict (A > B)": p["verdict"]})
+    return pd.DataFrame(rows)
+
+
+def strongest_other(final: pd.DataFrame, target: float, exclude: tuple[str, ...]) -> str | None:
+    """The arm (not in ``exclude``) with the best mean final *validation* accuracy at ``target``."""
+    sub = final[(final["target"].astype(float).round(6) == round(target, 6)) & ~final["scorer"].isin(exclude)]
+    return None if sub.empty else sub.groupby("scorer")["val_acc"].mean().idxmax()
+
+
+def claims(results_dir) -> list[dict]:
+    """A1: AGF beats the strongest other scorer (chosen on val) at 75 % channel removal; A2: at each kept width
+    the inherited (AGF-pruned, fine-tuned) network beats the same architecture trained from scratch."""
+    out = []
+    for cid, study in STUDIES.items():
+        if not (STUDY_DIR / f"{study}.yaml").exists():
+            continue
+        df, spec = study_runs(results_dir, study)
+        if df.empty:
+            continue
+        final = arms(df, spec)
+        cmd = f"python -m experiments.study {study} && flowprune report claims"
+        if cid == "A1":
+            base = strongest_other(final, 0.75, exclude=("agf", *CONTROLS))
+            p = base and paired(final, 0.75, "agf", base)
+            if p:
+                out.append({"id": "A1", "paper": "AGF is the best scorer at 75 % channel removal (ImageNet ResNet-50, "
+                            f"§3.2: AGF {STRESS75['agf']} vs random {STRESS75['random']}, Wanda {STRESS75['wanda']}, "
+                            f"Taylor {STRESS75['taylor']})", "setting": "Fashion-MNIST ResNet-8, 75 % of internal "
+                            "channels removed, 5 ep. fine-tuning from dense, LR on val",
+                            "ours": f"AGF {p['a_mean']:.2f} vs {base} {p['b_mean']:.2f} (strongest on val)",
+                            "delta": p["delta"].text(), "verdict": p["verdict"], "command": cmd})
+            continue
+        for target in sorted(final.loc[final["scorer"] == "agf (scratch)", "target"].astype(float).unique()):
+            p = paired(final, target, "agf", "agf (scratch)")
+            if p:
+                k = PHASE_TRANSITION[("agf", 32)][0], PHASE_TRANSITION[("scratch", 32)][0]
+                out.append({"id": f"A2 {target:.2%}", "paper": "inherited weights beat the same narrow architecture "
+                            f"trained from scratch, collapsing gap at extreme width (§3.1, WRN k=32: {k[0]} vs {k[1]})",
+                            "setting": f"Fashion-MNIST ResNet-8, {target:.2%} of internal channels removed; scratch "
+                            "trained for the whole budget", "ours": f"AGF {p['a_mean']:.2f} vs scratch "
+                            f"{p['b_mean']:.2f}", "delta": p["delta"].text(), "verdict": p["verdict"], "command": cmd})
+    return out
+
+
+def write_tables(results_dir, tables) -> None:
+    for study in STUDIES.values():
+        if not (STUDY_DIR / f"{study}.yaml").exists():
+            continue
+        df, spec = study_runs(results_dir, study)
+        if df.empty:
+            continue
+        final = arms(df, spec)
+        dense = df[df["scorer"] == "dense"]
+        note = (f"Study {study} (`python -m experiments.study {study}`): final-epoch test accuracy (%), mean ± std "
+                f"over seeds at the LR chosen on validation (seed {spec.select_seed}, grid {spec.lr_grid}); controls "
+                f"at their recipe's LR; peak is secondary and chosen on test, so it is not a headline.")
+        write_table(cell_table(final, dense), f"study_{study}", tables, note)
+        write_table(paired_table(final), f"study_{study}_paired", tables,
+                    "Paired by seed (same dense checkpoint): mean difference of final test accuracy, 95 % t-interval, "
+                    "pairs won by A.")
