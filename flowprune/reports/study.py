@@ -52,6 +52,24 @@ def study_runs(results_dir, study: str) -> tuple[pd.DataFrame, StudySpec]:
     return df, spec
 
 
+def recorded(results_dir, studies: dict, load=None):
+    """(key, study, records, spec) of each study in ``studies`` (key -> study name) that has a spec and records;
+    ``load(results_dir, study)`` reads them (default :func:`study_runs`)."""
+    for key, study in studies.items():
+        if not (STUDY_DIR / f"{study}.yaml").exists():
+            continue
+        df, spec = (load or study_runs)(results_dir, study)
+        if not df.empty:
+            yield key, study, df, spec
+
+
+def protocol_note(study: str, spec: StudySpec, controls: str = "") -> str:
+    """The head of a study table: what the numbers are and how the LR was chosen."""
+    return (f"Study {study} (`python -m experiments.study {study}`): final-epoch test accuracy (%), mean ± std over "
+            f"seeds at the LR chosen on validation (seed {spec.select_seed}, grid {spec.lr_grid}){controls}; peak is "
+            f"secondary and chosen on test, so it is not a headline.")
+
+
 def chosen_lrs(df: pd.DataFrame, spec: StudySpec, arm: str = "method") -> dict[tuple, float]:
     """(model, target, arm) -> LR chosen on val at the selection seed (variants use their method's); ``arm`` is
     the column naming what a table compares (``method``, or ``scorer`` for the AGF studies)."""
@@ -105,7 +123,12 @@ def paired(final: pd.DataFrame, model: str, target: float, a: tuple[str, str], b
     def by_seed(cell):
         g = sub[(sub["method"] == cell[0]) & (sub["variant"] == cell[1])]
         return g.set_index("seed")["test_acc"]
-    sa, sb = by_seed(a), by_seed(b)
+    return paired_by_seed(by_seed(a), by_seed(b), direction)
+
+
+def paired_by_seed(sa: pd.Series, sb: pd.Series, direction: int = 1) -> dict | None:
+    """Δ = A − B over the seeds both series (seed -> test accuracy) have, with its CI and verdict; None under
+    :data:`MIN_SEEDS` common seeds."""
     seeds = sorted(set(sa.index) & set(sb.index))
     if len(seeds) < MIN_SEEDS:
         return None
@@ -200,12 +223,7 @@ def claims(results_dir) -> list[dict]:
     """Claim rows H1 (Hyperflows vs the strongest baseline), H2 (power law), H3 (regrowth helps) and C1 (the
     paper's controller delivers the asked sparsity) for each model whose study has records."""
     out = h2_claims(results_dir)
-    for model, study in STUDIES.items():
-        if not (STUDY_DIR / f"{study}.yaml").exists():
-            continue
-        df, spec = study_runs(results_dir, study)
-        if df.empty:
-            continue
+    for model, study, df, spec in recorded(results_dir, STUDIES):
         final = final_runs(df, spec)
         cmd = f"python -m experiments.study {study} && flowprune report claims"
         for target in sorted(final["target"].astype(float).unique()):
@@ -242,18 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = report_parser(__doc__, experiment="", wandb=False)
     args = ap.parse_args(argv)
     tables = out_dir(args, "tables")
-    for model, study in STUDIES.items():
-        if not (STUDY_DIR / f"{study}.yaml").exists():
-            continue
-        df, spec = study_runs(args.results_dir, study)
-        if df.empty:
-            continue
+    for model, study, df, spec in recorded(args.results_dir, STUDIES):
         final = final_runs(df, spec)
         dense = df[df["method"] == "dense"]   # the full budget, and the plateau check's 3/4 budget
-        note = (f"Study {study} (`python -m experiments.study {study}`): final-epoch test accuracy (%), mean ± std "
-                f"over seeds at the LR chosen on validation (seed {spec.select_seed}, grid {spec.lr_grid}); peak is "
-                f"secondary and chosen on test, so it is not a headline.")
-        write_table(cell_table(final, dense), f"study_{study}", tables, note)
+        write_table(cell_table(final, dense), f"study_{study}", tables, protocol_note(study, spec))
         write_table(paired_table(final), f"study_{study}_paired", tables,
                     "Paired by seed: mean difference of final test accuracy, 95 % t-interval, pairs won by A.")
         write_table(controller_table(final), f"study_{study}_controller", tables,

@@ -12,11 +12,10 @@ from __future__ import annotations
 import pandas as pd
 
 from agf.reported import PHASE_TRANSITION, STRESS75
-from experiments.stats import paired_delta, verdict
-from experiments.study import STUDY_DIR, StudySpec
+from experiments.study import StudySpec
 from flowprune.reports.agf_common import AGF_KEY, agf_columns
 from flowprune.reports.common import fmt_mean_std, load_runs, write_table
-from flowprune.reports.study import MIN_SEEDS, final_runs
+from flowprune.reports.study import final_runs, paired_by_seed, protocol_note, recorded
 
 STUDIES = {"A1": "a1_resnet8", "A2": "a2_resnet8"}
 CONTROLS = ("dense+ft", "agf (scratch)", "scratch")
@@ -55,7 +54,8 @@ def cell_table(final: pd.DataFrame, dense: pd.DataFrame) -> pd.DataFrame:
                      "test_acc (final)": fmt_mean_std(g["test_acc"].mean(), g["test_acc"].std()),
                      "params kept": f"{(g['params_total'] / g['dense_params']).mean():.3f}",
                      "MACs kept": f"{(g['macs_effective'] / g['dense_macs']).mean():.3f}",
-                     "test_acc_best (peak, secondary)": fmt_mean_std(g["test_acc_best"].mean(), g["test_acc_best"].std())})
+                     "test_acc_best (peak, secondary)": fmt_mean_std(g["test_acc_best"].mean(),
+                                                                     g["test_acc_best"].std())})
     full = dense["pretrain_epochs"].max() if not dense.empty else None
     for epochs, g in dense.groupby("pretrain_epochs"):
         name = "dense" if epochs == full else f"dense, {int(epochs)} of {int(full)} epochs (plateau check)"
@@ -69,12 +69,7 @@ def paired(final: pd.DataFrame, target: float, a: str, b: str, direction: int = 
     """Paired Δ final test accuracy of arm ``a`` minus arm ``b`` at ``target`` over their common seeds."""
     sub = final[final["target"].astype(float).round(6) == round(target, 6)]
     sa, sb = (sub[sub["scorer"] == x].set_index("seed")["test_acc"] for x in (a, b))
-    seeds = sorted(set(sa.index) & set(sb.index))
-    if len(seeds) < MIN_SEEDS:
-        return None
-    d = paired_delta(sa.loc[seeds].values, sb.loc[seeds].values, direction=direction)
-    return {"delta": d, "verdict": verdict(d, direction), "a_mean": float(sa.loc[seeds].mean()),
-            "b_mean": float(sb.loc[seeds].mean()), "seeds": len(seeds)}
+    return paired_by_seed(sa, sb, direction)
 
 
 def paired_table(final: pd.DataFrame) -> pd.DataFrame:
@@ -98,12 +93,7 @@ def claims(results_dir) -> list[dict]:
     """A1: AGF beats the strongest other scorer (chosen on val) at 75 % channel removal; A2: at each kept width
     the inherited (AGF-pruned, fine-tuned) network beats the same architecture trained from scratch."""
     out = []
-    for cid, study in STUDIES.items():
-        if not (STUDY_DIR / f"{study}.yaml").exists():
-            continue
-        df, spec = study_runs(results_dir, study)
-        if df.empty:
-            continue
+    for cid, study, df, spec in recorded(results_dir, STUDIES, study_runs):
         final = arms(df, spec)
         cmd = f"python -m experiments.study {study} && flowprune report claims"
         if cid == "A1":
@@ -130,17 +120,10 @@ def claims(results_dir) -> list[dict]:
 
 
 def write_tables(results_dir, tables) -> None:
-    for study in STUDIES.values():
-        if not (STUDY_DIR / f"{study}.yaml").exists():
-            continue
-        df, spec = study_runs(results_dir, study)
-        if df.empty:
-            continue
+    for _, study, df, spec in recorded(results_dir, STUDIES, study_runs):
         final = arms(df, spec)
         dense = df[df["scorer"] == "dense"]
-        note = (f"Study {study} (`python -m experiments.study {study}`): final-epoch test accuracy (%), mean ± std "
-                f"over seeds at the LR chosen on validation (seed {spec.select_seed}, grid {spec.lr_grid}); controls "
-                f"at their recipe's LR; peak is secondary and chosen on test, so it is not a headline.")
+        note = protocol_note(study, spec, controls="; controls at their recipe's LR")
         write_table(cell_table(final, dense), f"study_{study}", tables, note)
         write_table(paired_table(final), f"study_{study}_paired", tables,
                     "Paired by seed (same dense checkpoint): mean difference of final test accuracy, 95 % t-interval, "
