@@ -13,6 +13,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from experiments import options
 from experiments.errors import ConfigError
 from experiments.method import Method
 from experiments.sparsity.removal import channel_ratio_for, remove_channels
@@ -22,13 +23,11 @@ from experiments.stats import auroc
 
 from . import analysis
 from .calibration import Calibrator
+from .options import Calibration
 from .scorers import SCORERS, Scorer, create_scorer
 
 log = logging.getLogger(__name__)
 
-CALIBRATION_DEFAULTS = {"batches": 10, "batch_size": 128, "mode": "eval", "trajectory_lr": 0.0,
-                        "label_mode": "true", "splits": 1, "seed_offset": 1000,
-                        "position": "consumer_input"}
 
 
 def plain(x):
@@ -67,7 +66,8 @@ def recalibrate_bn(model: nn.Module, loader) -> None:
 class StructuredPruning(Method):
     def __init__(self, name: str = "structured", scorer="agf", target_sparsity: float = 0.75,
                  target_kind: str = "channels", global_ranking: bool = False, normalize: str = "mean",
-                 iterative_steps: int = 1, iterative_finetune_epochs: int = 0, calibration: dict | None = None,
+                 iterative_steps: int = 1, iterative_finetune_epochs: int = 0,
+                 calibration: Calibration | dict | None = None,
                  include_residual: bool = False, ignore: list | None = None, prune_heads: bool = False,
                  round_to: int = 1, finetune: bool = True, from_scratch: bool = False,
                  save_scores: bool = True, signal_batches: int = 0, bn_recalibration_batches: int = 0,
@@ -89,12 +89,7 @@ class StructuredPruning(Method):
         self.scorer, self.target, self.target_kind = scorer, float(target_sparsity), target_kind
         self.global_ranking, self.normalize = bool(global_ranking), normalize
         self.iterative_steps, self.iterative_finetune_epochs = int(iterative_steps), int(iterative_finetune_epochs)
-        unknown = set(plain(calibration) or {}) - set(CALIBRATION_DEFAULTS)
-        if unknown:
-            raise ConfigError(f"method.calibration has unknown keys {sorted(unknown)}; known: {sorted(CALIBRATION_DEFAULTS)}")
-        self.calib = {**CALIBRATION_DEFAULTS, **(plain(calibration) or {})}
-        if self.calib["mode"] not in ("eval", "train"):
-            raise ConfigError(f"method.calibration.mode={self.calib['mode']!r}; use eval or train")
+        self.calib = options.build(Calibration, plain(calibration), "method.calibration")
         self.include_residual, self.ignore, self.prune_heads = include_residual, list(plain(ignore) or []), prune_heads
         self.round_to, self.from_scratch = int(round_to), bool(from_scratch)
         self.do_finetune = self.do_finetune or self.from_scratch   # the from-scratch control always trains
@@ -109,14 +104,14 @@ class StructuredPruning(Method):
 
     def _calibrate(self, ctx, batches: int | None = None, seed_offset: int | None = None) -> dict:
         c = self.calib
-        n = int(batches or c["batches"])
-        loader = ctx.data.calibration_loader(n, int(c["batch_size"]), seed_offset=int(seed_offset or c["seed_offset"]))
+        n = int(batches or c.batches)
+        loader = ctx.data.calibration_loader(n, int(c.batch_size), seed_offset=int(seed_offset or c.seed_offset))
         if len(loader) < n:
             log.warning("calibration: %d batches of %d asked, the train split gives %d (lower "
-                        "method.calibration.batch_size for a longer calibration)", n, int(c["batch_size"]), len(loader))
+                        "method.calibration.batch_size for a longer calibration)", n, int(c.batch_size), len(loader))
         ctx.metrics["calibration_batches"] = len(loader)
-        return Calibrator(ctx.model, self.units, mode=c["mode"], trajectory_lr=float(c["trajectory_lr"]),
-                          label_mode=c["label_mode"], position=c["position"]).run(loader)
+        return Calibrator(ctx.model, self.units, mode=c.mode, trajectory_lr=float(c.trajectory_lr),
+                          label_mode=c.label_mode, position=c.position).run(loader)
 
     def calibrate(self, ctx) -> None:
         self.units = self._units(ctx)
@@ -143,9 +138,9 @@ class StructuredPruning(Method):
         out = {"scorers": {}, "splits": []}
         for name in SCORERS:
             out["scorers"][name] = self.scores(create_scorer(name, seed=self.scorer.seed))
-        splits = int(self.calib["splits"])
+        splits = int(self.calib.splits)
         if splits > 1:   # disjoint subsets: consecutive batches of one shuffled pass without replacement
-            T, bs = int(self.calib["batches"]), int(self.calib["batch_size"])
+            T, bs = int(self.calib.batches), int(self.calib.batch_size)
             n_train = ctx.data.split_size("train")
             if T * splits * bs > n_train:   # a small train split: smaller batches keep the subsets disjoint
                 bs = max(1, n_train // (T * splits))
@@ -153,10 +148,11 @@ class StructuredPruning(Method):
                 if T < 1:
                     raise ConfigError(f"method.calibration.splits={splits} needs at least {splits} training images "
                                      f"for disjoint subsets; the train split has {n_train}")
-                log.warning("calibration splits: %d train images; %d subsets of %d batches of %d", n_train, splits, T, bs)
-            batches = list(ctx.data.calibration_loader(T * splits, bs, seed_offset=int(self.calib["seed_offset"]) + 7))
+                log.warning("calibration splits: %d train images; %d subsets of %d batches of %d",
+                            n_train, splits, T, bs)
+            batches = list(ctx.data.calibration_loader(T * splits, bs, seed_offset=int(self.calib.seed_offset) + 7))
             for s in range(splits):
-                st = Calibrator(ctx.model, self.units, mode=self.calib["mode"]).run(batches[s * T:(s + 1) * T])
+                st = Calibrator(ctx.model, self.units, mode=self.calib.mode).run(batches[s * T:(s + 1) * T])
                 out["splits"].append({n: self.scores(create_scorer(n, seed=self.scorer.seed), st)
                                       for n in SCORERS if SCORERS[n].needs != "none"})
         out["weight_l1"] = self.scores(create_scorer("l1"))
@@ -173,7 +169,7 @@ class StructuredPruning(Method):
                 if self.iterative_finetune_epochs > 0:
                     ctx.fit(ctx.model, phase="finetune", epochs=self.iterative_finetune_epochs)
                 self.units = self._units(ctx)
-                self.stats = self._calibrate(ctx, seed_offset=int(self.calib["seed_offset"]) + step)
+                self.stats = self._calibrate(ctx, seed_offset=int(self.calib.seed_offset) + step)
             scores = self.scores()
             # removal fraction of the *current* width so that after step i the kept fraction is keep^(i/n)
             frac = keep_final ** (1.0 / self.iterative_steps)
@@ -190,7 +186,7 @@ class StructuredPruning(Method):
         ctx.metrics["acc_after_prune"] = ctx.evaluate(ctx.model)["acc"]
         if self.bn_recalibration_batches > 0:   # not in the paper: re-estimate BN statistics, no weight update
             recalibrate_bn(ctx.model, ctx.data.calibration_loader(self.bn_recalibration_batches,
-                                                                  int(self.calib["batch_size"]), seed_offset=77))
+                                                                  int(self.calib.batch_size), seed_offset=77))
             ctx.metrics["acc_after_prune_bn_recal"] = ctx.evaluate(ctx.model)["acc"]
         log.info("after pruning (%s, %.2f): test acc %.2f%%", self.scorer.name, self.target,
                  ctx.metrics["acc_after_prune"])
@@ -224,7 +220,7 @@ class StructuredPruning(Method):
         """s(x) with predicted labels on ``signal_batches`` test batches; for the pruned model also the AUROC of
         s(x), max-softmax confidence and activation ℓ1 for predicting that the pruned model is wrong."""
         units = self._units(ctx)
-        loader = ctx.data.loader("test", int(self.calib["batch_size"]), max_batches=self.signal_batches)
+        loader = ctx.data.loader("test", int(self.calib.batch_size), max_batches=self.signal_batches)
         cal = Calibrator(ctx.model, units, mode="eval", per_sample=True, label_mode="predicted")
         cal.run(loader)
         s, act_l1, logits = cal.signal_per_sample()

@@ -94,10 +94,10 @@ def first_layer_mask(mask: torch.Tensor, image_shape: tuple[int, int, int], path
 
 
 def write_all(figure_path: Callable[[str], Path], history: list[dict], layer_density: dict[str, float],
-              hist_prune_end: dict | None, hist_end: dict, masks: dict[str, torch.Tensor], image_shape: tuple[int, int, int]) -> dict[str, Path]:
+              hist_prune_end: dict | None, hist_end: dict | None, masks: dict[str, torch.Tensor], image_shape: tuple[int, int, int]) -> dict[str, Path]:
     out = {"curves": curves(history, figure_path("hyperflows_curves.png")),
            "layer_sparsity": layer_sparsity(layer_density, figure_path("hyperflows_layer_sparsity.png"))}
-    if hist_prune_end is not None:
+    if hist_prune_end is not None and hist_end is not None:
         out["weight_histograms"] = weight_histograms(hist_prune_end, hist_end,
                                                      figure_path("hyperflows_weight_histograms.png"))
     first = masks[next(iter(masks))]

@@ -24,22 +24,23 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
+from experiments import options
 from experiments.errors import ConfigError
 from experiments.method import Method
-from experiments.sparsity.flow_mask import attach_flow_masks, flow_parameters
-from experiments.sparsity.masks import density as mask_density
-from experiments.sparsity.masks import finalize, layer_densities, original_weights
+from experiments.sparsity.masks import layer_densities, original_weights
 from experiments.train import Callback, ExtraOptimizer
 
 from . import figures
+from .flows import Flows, create_granularity
+from .options import Control, Phases, Pressure, Regrowth, WeightRecipe
 from .pressure import add_pressure_grad_, pressure_loss
-from .scheduler import DensityHold, PressureScheduler, flow_lr, scheduler_target, snap_threshold
+from .scheduler import DensityHold, PressureScheduler, flow_lr, scheduler_target
 
 if TYPE_CHECKING:  # pragma: no cover
     from experiments.context import StageContext
@@ -48,9 +49,6 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 HIST_BINS = 80
-#: ``scheduler.updates_per_epoch=auto``: about this many Algorithm-1 updates over the pruning stage
-#: (the paper's E_p = 100 gives one per epoch; a 10-epoch CPU proxy gets 4 per epoch)
-MIN_SCHEDULER_UPDATES = 40
 
 
 @dataclass(frozen=True)
@@ -93,37 +91,35 @@ def weight_histogram(weights: list[torch.Tensor], masks: list[torch.Tensor], bin
 class HyperflowsCallback(Callback):
     """Per-step pressure gradient on t; per-epoch density, flips, γ update, phase switch, instrumentation."""
 
-    def __init__(self, method: "Hyperflows", model: nn.Module):
-        self.m = method
-        self.model = model
-        self.names = list(flow_parameters(model))
-        self.ts = list(flow_parameters(model).values())
-        self.n = sum(t.numel() for t in self.ts)
+    def __init__(self, model: nn.Module, flows: Flows, target_sparsity: float, phases: Phases, pressure: Pressure,
+                 control: Control, regrowth: Regrowth, flow_lr: float, closed_loop: bool, per_weight: bool = True):
+        self.model, self.flows, self.per_weight = model, flows, per_weight
+        self.phases, self.pressure, self.regrowth, self.flow_lr = phases, pressure, regrowth, flow_lr
+        self.names, self.ts, self.n = flows.names, flows.ts, flows.n
         self.scheduler = None
-        self.ticks = method.updates_per_epoch   # Algorithm-1 updates per epoch (1 = the paper)
-        if method.fixed_lambda is None:
+        self.ticks = control.ticks(phases.pruning_epochs)
+        if pressure.fixed_lambda is None:
             self.scheduler = PressureScheduler(
-                target_density=scheduler_target(method.target_sparsity, method.regrowth_offset),
-                epochs=method.pruning_epochs * self.ticks, step_size=method.step_size, exponent=method.exponent,
-                aggressivity=method.aggressivity, end_retention=method.end_retention ** (1.0 / self.ticks))
-        self.hold = (DensityHold(target_density=1.0 - method.target_sparsity, step_size=method.step_size,
-                                 exponent=method.exponent)
-                     if method.closed_loop and self.scheduler is not None else None)
+                target_density=scheduler_target(target_sparsity, control.regrowth_offset),
+                epochs=phases.pruning_epochs * self.ticks, step_size=control.step_size, exponent=pressure.exponent,
+                aggressivity=control.aggressivity, end_retention=control.end_retention ** (1.0 / self.ticks))
+        self.hold = (DensityHold(target_density=1.0 - target_sparsity, step_size=control.step_size,
+                                 exponent=pressure.exponent)
+                     if closed_loop and self.scheduler is not None else None)
         self.epoch = 0
         self.step_in_epoch = 0
         self.tick_steps: dict[int, int] | None = None
-        self.lam = float(method.fixed_lambda or 0.0)
+        self.lam = float(pressure.fixed_lambda or 0.0)
         self.prev_masks: list[torch.Tensor] | None = None
         self.hist_prune_end: dict | None = None
         self.flow_opt: torch.optim.Adam | None = None
 
     # -- optimizer for t ---------------------------------------------------------------------------
     def optimizers(self, trainer: "Trainer") -> list[ExtraOptimizer]:
-        m = self.m
-        self.flow_opt = adam(self.ts, m.flow_lr)
-        schedule = FlowLRSchedule(m.flow_lr, m.pressure_epochs, m.regrowth_flow_lr_scale, m.regrowth_flow_lr_decay,
-                                  m.regrowth_flow_lr_zero_after, m.pressure_epochs + m.regrowth_epochs,
-                                  m.regrowth_flow_lr_first_power)
+        p, r = self.phases, self.regrowth
+        self.flow_opt = adam(self.ts, self.flow_lr)
+        schedule = FlowLRSchedule(self.flow_lr, p.pressure_epochs, r.flow_lr_scale, r.flow_lr_decay,
+                                  r.flow_lr_zero_after, p.pressure_epochs + p.regrowth_epochs, r.flow_lr_first_power)
         return [ExtraOptimizer(self.flow_opt, schedule, name="flow")]
 
     # -- per step -----------------------------------------------------------------------------------
@@ -138,13 +134,13 @@ class HyperflowsCallback(Callback):
     def on_epoch_start(self, trainer: "Trainer", epoch: int) -> None:
         self.epoch, self.step_in_epoch = epoch, 0
         self.prev_masks = [t.detach() >= 0 for t in self.ts]
-        if self.hold is not None and epoch >= self.m.pressure_epochs:
+        if self.hold is not None and epoch >= self.phases.pressure_epochs:
             self.lam = self.hold.lam   # regrowth starts at λ = 0 (the hold controller's γ starts at 0)
 
     @property
     def pruning(self) -> bool:
         """In the pruning stage (derived from the epoch, so a mid-epoch resume agrees)."""
-        return self.epoch < self.m.pressure_epochs
+        return self.epoch < self.phases.pressure_epochs
 
     @property
     def pressure_on(self) -> bool:
@@ -152,11 +148,11 @@ class HyperflowsCallback(Callback):
         return self.pruning or self.hold is not None
 
     def density(self) -> float:
-        return mask_density(t >= 0 for t in self.ts)
+        return self.flows.density()
 
     def on_after_backward(self, trainer: "Trainer") -> None:
         if self.pressure_on and self.lam > 0:
-            add_pressure_grad_(self.ts, self.lam, self.m.threshold)
+            add_pressure_grad_(self.ts, self.lam, self.pressure.threshold, self.flows.shares)
 
     @torch.no_grad()
     def on_after_step(self, trainer: "Trainer") -> None:
@@ -172,11 +168,12 @@ class HyperflowsCallback(Callback):
     # -- per epoch ----------------------------------------------------------------------------------
     @torch.no_grad()
     def on_epoch_end(self, trainer: "Trainer", epoch: int, metrics: dict) -> dict:
-        m, e = self.m, epoch + 1
+        ph, e = self.phases, epoch + 1
         masks = [t >= 0 for t in self.ts]
-        density = mask_density(masks)
-        out = {"density": density, "lambda": self.lam if self.pressure_on else 0.0,
-               "pressure_loss": float(pressure_loss(self.ts, self.lam if self.pressure_on else 0.0, m.threshold))}
+        density = self.flows.density(masks)
+        lam = self.lam if self.pressure_on else 0.0
+        out = {"density": density, "lambda": lam,
+               "pressure_loss": float(pressure_loss(self.ts, lam, self.pressure.threshold, self.flows.shares))}
         if self.prev_masks is not None:
             out["flips_pruned"] = sum(int((p & ~k).sum()) for p, k in zip(self.prev_masks, masks))
             out["flips_regrown"] = sum(int((~p & k).sum()) for p, k in zip(self.prev_masks, masks))
@@ -184,21 +181,21 @@ class HyperflowsCallback(Callback):
         out.update(self.flow_stats(masks))
         for name, d in layer_densities(dict(zip(self.names, masks))).items():
             out[f"layer_density/{name}"] = d
-        if self.scheduler is not None and e <= m.pressure_epochs:
+        if self.scheduler is not None and e <= ph.pressure_epochs:
             out["expected_density"] = self.scheduler.expected_density(e * self.ticks)
-            if e < m.pressure_epochs:
+            if e < ph.pressure_epochs:
                 self.lam = self.scheduler.step(e * self.ticks, density)
             out["gamma"] = self.scheduler.gamma
         elif self.hold is not None:
             out["expected_density"] = self.hold.target_density
             self.lam = self.hold.step(density)
             out["gamma"] = self.hold.gamma
-        if e == m.pressure_epochs and m.regrowth_epochs > 0:
-            weights = list(original_weights(self.model).values())
-            self.hist_prune_end = weight_histogram(weights, masks)
+        if e == ph.pressure_epochs and ph.regrowth_epochs > 0:
+            if self.per_weight:
+                self.hist_prune_end = weight_histogram(list(original_weights(self.model).values()), masks)
             out["density_prune_end"] = density
             log.info("hyperflows: pruning stage done at %.3f %% density; regrowth for %d epochs", 100 * density,
-                     m.regrowth_epochs)
+                     ph.regrowth_epochs)
         return out
 
     def flow_stats(self, masks: list[torch.Tensor]) -> dict:
@@ -206,13 +203,15 @@ class HyperflowsCallback(Callback):
         mean flow, and the fraction whose flow is positive (they would regrow without pressure)."""
         if self.flow_opt is None:
             return {}
-        pressure = (self.lam / self.n) if self.pressure_on else 0.0
+        lam = self.lam if self.pressure_on else 0.0
+        shares = self.flows.shares or [None] * len(self.ts)
         flows, t_pruned = [], []
-        for t, k in zip(self.ts, masks):
+        for t, k, share in zip(self.ts, masks, shares):
             st = self.flow_opt.state.get(t, {})
             if "exp_avg" not in st or bool(k.all()):
                 continue
-            flows.append(-(st["exp_avg"][~k] - pressure * (t[~k] > -(self.m.threshold or float("inf")))))
+            pressure = lam / self.n if share is None else lam * share[~k]
+            flows.append(-(st["exp_avg"][~k] - pressure * (t[~k] > -(self.pressure.threshold or float("inf")))))
             t_pruned.append(t[~k])
         if not flows:
             return {}
@@ -240,88 +239,63 @@ class HyperflowsCallback(Callback):
 class Hyperflows(Method):
     """Hyperparameters as in Appendix D (spec §5); names say what each one is."""
 
-    def __init__(self, name: str = "hyperflows", target_sparsity: float = 0.9, epochs: int = 160,
+    def __init__(self, target_sparsity: float, epochs: int, seed: int, name: str = "hyperflows",
                  pruning_epochs: int | None = None, pruning_fraction: float = 0.625, from_scratch: bool = False,
                  t_init: float = 0.2, ste_slope: float = 0.25, flow_lr: float = 1e-3,
-                 pressure: dict | None = None, scheduler: dict | None = None, regrowth: dict | None = None,
-                 weights: dict | None = None, label_smoothing: float = 0.1, seed: int = 0, figures: bool = True,
-                 lr: float | None = None):
+                 pressure: Pressure | Mapping | None = None, scheduler: Control | Mapping | None = None,
+                 regrowth: Regrowth | Mapping | None = None, weights: WeightRecipe | Mapping | None = None,
+                 label_smoothing: float = 0.1, figures: bool = True, lr: float | None = None,
+                 granularity: str = "weights", units: Mapping | None = None):
         super().__init__(name=name, finetune=True, lr=lr)
         if not 0.0 <= float(target_sparsity) < 1.0:
             raise ConfigError(f"method.target_sparsity={target_sparsity} must be in [0, 1)")
         self.target_sparsity = float(target_sparsity)
         self.needs_dense = not from_scratch
-        epochs = int(epochs)
-        self.pruning_epochs = (max(1, round(pruning_fraction * epochs)) if pruning_epochs is None
-                               else int(pruning_epochs))
-        if not 1 <= self.pruning_epochs <= epochs:
-            raise ConfigError(f"method.pruning_epochs={self.pruning_epochs} must be in [1, method.epochs={epochs}]")
-        r = dict(regrowth or {})
-        self.start_delay = int(r.get("start_delay", 0))
-        #: epochs under pressure before the regrowth reset: E_p (+1 with the authors' timing)
-        self.pressure_epochs = self.pruning_epochs + self.start_delay
-        if not 0 <= self.start_delay or self.pressure_epochs > epochs:
-            raise ConfigError(f"method.regrowth.start_delay={self.start_delay} must be >= 0 with pruning_epochs + "
-                             f"start_delay <= method.epochs={epochs}")
-        self.regrowth_epochs = epochs - self.pressure_epochs
+        self.pressure = options.build(Pressure, pressure, "method.pressure")
+        self.control = options.build(Control, scheduler, "method.scheduler")
+        self.regrowth = options.build(Regrowth, regrowth, "method.regrowth")
+        self.weights = options.build(WeightRecipe, weights, "method.weights")
+        if self.lr is not None:
+            self.weights = self.weights.scaled_to(self.lr)
+        self.phases = Phases.split(int(epochs), pruning_epochs, pruning_fraction, self.regrowth.start_delay)
         self.t_init, self.ste_slope, self.flow_lr = float(t_init), float(ste_slope), float(flow_lr)
-        p = dict(pressure or {})
-        self.exponent = float(p.get("exponent", 1.5))
-        self.threshold = None if p.get("threshold") is None else float(p["threshold"])
-        self.fixed_lambda = None if p.get("fixed_lambda") is None else float(p["fixed_lambda"])
-        s = dict(scheduler or {})
-        self.step_size = float(s.get("step_size", 0.2))
-        self.aggressivity = float(s.get("aggressivity", 6.0))
-        self.end_retention = float(s.get("end_retention", 0.999))
-        self.regrowth_offset = float(s.get("regrowth_offset", 11.5 / 13))
-        self.control = str(s.get("control", "closed_loop"))
-        if self.control not in ("closed_loop", "open_loop"):
-            raise ConfigError(f"method.scheduler.control={self.control!r}; use closed_loop or open_loop")
-        self.closed_loop = self.control == "closed_loop" and self.fixed_lambda is None
-        self.snap_tolerance = float(s.get("snap_tolerance", 0.001))
-        k = s.get("updates_per_epoch", "auto")
-        self.updates_per_epoch = max(1, round(MIN_SCHEDULER_UPDATES / self.pruning_epochs)) if k == "auto" else int(k)
-        if self.updates_per_epoch < 1:
-            raise ConfigError(f"method.scheduler.updates_per_epoch={self.updates_per_epoch} must be >= 1")
-        self.regrowth_flow_lr_scale = float(r.get("flow_lr_scale", 5.0))
-        self.regrowth_flow_lr_decay = float(r.get("flow_lr_decay", 0.75))
-        self.regrowth_flow_lr_zero_after = int(r.get("flow_lr_zero_after", 50))
-        self.regrowth_flow_lr_first_power = int(r.get("flow_lr_first_power", 0))
-        self.weights = {"optimizer": "sgd", "momentum": 0.9, "weight_decay": 5e-4, "lr_prune_start": 0.1,
-                        "lr_prune_end": 0.01 / 3, "lr_regrow_start": 1e-3, "lr_regrow_end": 1e-4, **(weights or {})}
-        if self.lr is not None:  # method.lr is η_w^0; the other phase LRs keep their ratios to it
-            scale = self.lr / float(self.weights["lr_prune_start"])
-            for key in ("lr_prune_start", "lr_prune_end", "lr_regrow_start", "lr_regrow_end"):
-                self.weights[key] = float(self.weights[key]) * scale
+        self.closed_loop = self.control.control == "closed_loop" and self.pressure.fixed_lambda is None
         self.label_smoothing = float(label_smoothing)
         self.seed = int(seed)
         self.make_figures = bool(figures)
+        self.granularity = create_granularity(granularity, self.t_init, self.ste_slope, self.seed, units)
         self.callback: HyperflowsCallback | None = None
 
     # -- stages -------------------------------------------------------------------------------------
     def prune(self, ctx: "StageContext") -> None:
         """Attach the flow parameters; nothing is removed yet (pruning happens during ``finetune``)."""
-        attach_flow_masks(ctx.model, init=self.t_init, slope=self.ste_slope, seed=self.seed)
+        self.granularity.attach(ctx)
 
     def schedule_phases(self) -> list[dict]:
-        w = self.weights
-        phases = [{"epochs": self.pressure_epochs, "lr": w["lr_prune_start"], "kind": "cosine",
-                   "final_lr": w["lr_prune_end"]}]
-        if self.regrowth_epochs:
-            phases.append({"epochs": self.regrowth_epochs, "lr": w["lr_regrow_start"], "kind": "cosine",
-                           "final_lr": w["lr_regrow_end"]})
+        w, p = self.weights, self.phases
+        phases = [{"epochs": p.pressure_epochs, "lr": w.lr_prune_start, "kind": "cosine",
+                   "final_lr": w.lr_prune_end}]
+        if p.regrowth_epochs:
+            phases.append({"epochs": p.regrowth_epochs, "lr": w.lr_regrow_start, "kind": "cosine",
+                           "final_lr": w.lr_regrow_end})
         return phases
 
     def callbacks(self, ctx: "StageContext") -> list[Callback]:
-        self.callback = HyperflowsCallback(self, ctx.model)
+        self.callback = self.make_callback(ctx.model)
         return [self.callback]
+
+    def make_callback(self, model: nn.Module) -> "HyperflowsCallback":
+        """The per-step/per-epoch hook of this method's options on ``model`` (its flow masks attached)."""
+        return HyperflowsCallback(model, self.granularity.flows(model), self.target_sparsity, self.phases,
+                                  self.pressure, self.control, self.regrowth, self.flow_lr,
+                                  closed_loop=self.closed_loop, per_weight=self.granularity.per_weight)
 
     def fit_options(self, ctx: "StageContext") -> dict:
         """E_p + E_r epochs, SGD on the weights with the two cosine phases, the method's label smoothing."""
         w = self.weights
-        optimizer = {"name": w["optimizer"], "lr": w["lr_prune_start"], "momentum": w["momentum"],
-                     "weight_decay": w["weight_decay"], "nesterov": False, "no_decay_bias_norm": False}
-        return {"phase": "finetune", "epochs": self.pressure_epochs + self.regrowth_epochs,
+        optimizer = {"name": w.optimizer, "lr": w.lr_prune_start, "momentum": w.momentum,
+                     "weight_decay": w.weight_decay, "nesterov": False, "no_decay_bias_norm": False}
+        return {"phase": "finetune", "epochs": self.phases.pressure_epochs + self.phases.regrowth_epochs,
                 "schedule_phases": self.schedule_phases(), "optimizer": optimizer,
                 "label_smoothing": self.label_smoothing}
 
@@ -332,27 +306,26 @@ class Hyperflows(Method):
 
     @torch.no_grad()
     def snap(self, ctx: "StageContext") -> None:
-        """Closed loop, last resort: shift every t by the k-th largest flow so that exactly k = (1 − S)·N weights
-        stay, when the trained density is more than ``snap_tolerance`` off the asked one."""
-        ts = list(flow_parameters(ctx.model).values())
-        n = sum(t.numel() for t in ts)
-        before = mask_density(t >= 0 for t in ts)
+        """Closed loop, last resort: shift every t by the k-th largest flow so that exactly k = (1 − S)·N flows
+        stay (with costs: the largest flows worth (1 − S) of the cost), when the trained density is more than
+        ``snap_tolerance`` off the asked one."""
+        flows = self.granularity.flows(ctx.model)
+        before = flows.density()
         ctx.metrics["density_before_snap"] = before
-        keep = round((1.0 - self.target_sparsity) * n)
-        if abs(before - keep / n) <= self.snap_tolerance:
+        tau, aim = flows.snap_target(1.0 - self.target_sparsity)
+        if abs(before - aim) <= self.control.snap_tolerance:
             ctx.metrics["snap_flips"] = 0
             return
-        old = [t >= 0 for t in ts]
-        tau = snap_threshold(ts, keep)
-        for t in ts:
+        old = flows.masks()
+        for t in flows.ts:
             t.sub_(tau)
-        ctx.metrics["snap_flips"] = sum(int((o != (t >= 0)).sum()) for o, t in zip(old, ts))
-        if abs(before - keep / n) > 0.01:   # more than a point: the control failed and the snap is a blind cut
-            log.warning("hyperflows: the closed loop ended at %.2f %% density for %.2f %% asked; snapping %d weights "
-                        "by flow without training after it (expect lost accuracy; give the pruning stage more epochs "
-                        "or a larger flow_lr)", 100 * before, 100 * keep / n, ctx.metrics["snap_flips"])
+        ctx.metrics["snap_flips"] = sum(int((o != (t >= 0)).sum()) for o, t in zip(old, flows.ts))
+        if abs(before - aim) > 0.01:   # more than a point: the control failed and the snap is a blind cut
+            log.warning("hyperflows: the closed loop ended at %.2f %% density for %.2f %% asked; snapping %d flows "
+                        "without training after it (expect lost accuracy; give the pruning stage more epochs "
+                        "or a larger flow_lr)", 100 * before, 100 * aim, ctx.metrics["snap_flips"])
         log.info("hyperflows: density %.4f %% -> %.4f %% (closed-loop snap, %d flips)", 100 * before,
-                 100 * mask_density(t >= 0 for t in ts), ctx.metrics["snap_flips"])
+                 100 * flows.density(), ctx.metrics["snap_flips"])
 
     def record(self, ctx: "StageContext", history: list[dict]) -> None:
         """Per-epoch curves and end-of-stage numbers into the record; figures under the run dir."""
@@ -361,19 +334,23 @@ class Hyperflows(Method):
                 "test_acc", "flow_positive_frac")
         m["hyperflows_history"] = {k: [h.get(k) for h in history] for k in keys}
         last = history[-1] if history else {}
-        masks = {n: t >= 0 for n, t in flow_parameters(ctx.model).items()}
-        m["density"] = mask_density(masks)
+        flows = self.granularity.flows(ctx.model)
+        masks = dict(zip(flows.names, flows.masks()))
+        m["density"] = flows.density(list(masks.values()))
         m["flips_last_epoch"] = last.get("flips")
         gammas = [h["gamma"] for h in history if "gamma" in h]
         m["gamma_final"] = gammas[-1] if gammas else None
         m["lambda_final"] = self.callback.lam if self.callback else None
-        if len(history) >= self.pressure_epochs:
-            m["density_prune_end"] = history[self.pressure_epochs - 1]["density"]
-            m["test_acc_prune_end"] = history[self.pressure_epochs - 1].get("test_acc")
+        e = self.phases.pressure_epochs
+        if len(history) >= e:
+            m["density_prune_end"] = history[e - 1]["density"]
+            m["test_acc_prune_end"] = history[e - 1].get("test_acc")
         if not self.make_figures or self.callback is None:
             return
-        weights = original_weights(ctx.model)
-        hist_end = weight_histogram([weights[n] for n in masks], list(masks.values()))
+        hist_end = None
+        if self.granularity.per_weight:
+            weights = original_weights(ctx.model)
+            hist_end = weight_histogram([weights[n] for n in masks], list(masks.values()))
         try:
             paths = figures.write_all(ctx.figure_path, history, layer_densities(masks),
                                       self.callback.hist_prune_end, hist_end, masks,
@@ -386,4 +363,4 @@ class Hyperflows(Method):
             ctx.tracker.image(f"hyperflows/{key}", str(path))
 
     def finalize(self, model: nn.Module) -> nn.Module:
-        return finalize(model)
+        return self.granularity.finalize(model)

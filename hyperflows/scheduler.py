@@ -143,3 +143,16 @@ def snap_threshold(ts: list, keep: int) -> float:
     flat = torch.cat([t.detach().flatten().float() for t in ts])
     keep = min(max(int(keep), 1), flat.numel())
     return float(torch.topk(flat, keep, sorted=False).values.min())
+
+
+def cost_threshold(ts: list, costs: list, budget: float) -> float:
+    """τ such that the flows with t − τ ≥ 0 are the largest ones whose costs first add up to at least ``budget``
+    (the cost-weighted snap: the k of :func:`snap_threshold` counted in MACs or parameters)."""
+    import torch
+
+    flat = torch.cat([t.detach().flatten().float() for t in ts])
+    cost = torch.cat([c.flatten().float() for c in costs])
+    order = torch.argsort(flat, descending=True)
+    reached = torch.nonzero(torch.cumsum(cost[order], 0) >= budget - 1e-9)
+    k = int(reached[0]) + 1 if reached.numel() else flat.numel()
+    return float(flat[order[k - 1]])

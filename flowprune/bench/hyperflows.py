@@ -32,7 +32,7 @@ from experiments.sparsity.mask_updater import MaskUpdater
 from experiments.sparsity.masks import BinaryMask, attach_masks, global_magnitude_masks, original_weights, set_masks
 from experiments.train import Trainer, create_schedule
 from flowprune.bench import add_out, out_stem
-from hyperflows.method import Hyperflows, HyperflowsCallback
+from hyperflows.method import Hyperflows
 
 REGIMES = ("dense", "masked", "hyperflows")
 #: model -> (in_channels, image size, classes)
@@ -51,8 +51,7 @@ def build_trainer(name: str, regime: str, batches: list, device: torch.device) -
         callbacks = [MaskUpdater(model, StepClock())]
     elif regime == "hyperflows":
         attach_flow_masks(model, seed=0)
-        method = Hyperflows(target_sparsity=0.9, epochs=10, scheduler={"updates_per_epoch": 4})
-        cb = HyperflowsCallback(method, model)
+        cb = Hyperflows(target_sparsity=0.9, epochs=10, seed=0, scheduler={"updates_per_epoch": 4}).make_callback(model)
         cb.lam = 0.5 ** 1.5       # pressure on: the per-step path includes the pressure gradient
         callbacks = [cb]
     if device.type == "cuda":

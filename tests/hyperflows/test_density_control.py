@@ -54,19 +54,19 @@ def test_open_loop_does_not_snap(tmp_path):
 def test_authors_timing_options():
     assert flow_lr(3, 1e-3, 3, 5.0, 0.75, 50, first_power=1) == pytest.approx(1e-3 * 5 * 0.75)
     assert flow_lr(3, 1e-3, 3, 5.0, 0.75, 50) == pytest.approx(1e-3 * 5)
-    h = Hyperflows(epochs=10, pruning_epochs=6, regrowth={"start_delay": 1})
-    assert (h.pressure_epochs, h.regrowth_epochs) == (7, 3)
+    h = Hyperflows(0.9, epochs=10, seed=0, pruning_epochs=6, regrowth={"start_delay": 1})
+    assert (h.phases.pressure_epochs, h.phases.regrowth_epochs) == (7, 3)
     assert [p["epochs"] for p in h.schedule_phases()] == [7, 3]
     with pytest.raises(ValueError, match="start_delay"):
-        Hyperflows(epochs=6, pruning_epochs=6, regrowth={"start_delay": 1})
+        Hyperflows(0.9, epochs=6, seed=0, pruning_epochs=6, regrowth={"start_delay": 1})
 
 
 def test_method_lr_scales_every_phase_lr():
-    base, scaled = Hyperflows(), Hyperflows(lr=0.03)
+    base, scaled = Hyperflows(0.9, 10, 0), Hyperflows(0.9, 10, 0, lr=0.03)
     for key in ("lr_prune_start", "lr_prune_end", "lr_regrow_start", "lr_regrow_end"):
-        assert scaled.weights[key] == pytest.approx(base.weights[key] * 0.3)
+        assert getattr(scaled.weights, key) == pytest.approx(getattr(base.weights, key) * 0.3)
     with pytest.raises(ValueError, match="method.lr"):
-        Hyperflows(lr=-1.0)
+        Hyperflows(0.9, 10, 0, lr=-1.0)
 
 
 def test_paper_preset_is_open_loop_with_the_authors_timing():

@@ -64,16 +64,17 @@ def test_intra_epoch_scheduler_ticks_follow_the_step_clock(tmp_path, monkeypatch
 
 def test_flow_stats_from_adams_first_moment_with_pressure_removed():
     """flow of a pruned weight = −(m_t − λ/n·[t > −threshold]), m_t = (1 − β1)·g after one Adam step."""
-    from types import SimpleNamespace
-
     import torch
 
+    from hyperflows.flows import Flows
     from hyperflows.method import HyperflowsCallback
+    from hyperflows.options import Phases, Pressure
 
     cb = object.__new__(HyperflowsCallback)   # only the fields flow_stats reads
     t = torch.nn.Parameter(torch.tensor([0.5, -0.2, -3.0, -0.1]))
-    cb.ts, cb.n, cb.lam, cb.epoch, cb.hold = [t], 4, 2.0, 0, None
-    cb.m = SimpleNamespace(threshold=1.0, pressure_epochs=1)
+    cb.flows = Flows(["w"], [t])
+    cb.ts, cb.n, cb.lam, cb.epoch, cb.hold = cb.flows.ts, cb.flows.n, 2.0, 0, None
+    cb.pressure, cb.phases = Pressure(threshold=1.0), Phases(1, 1, 0)
     cb.flow_opt = torch.optim.Adam([t], lr=1e-3)
     g = torch.tensor([0.3, -0.4, 0.2, 0.6])
     t.grad = g.clone()
