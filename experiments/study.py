@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterable
 
 from omegaconf import OmegaConf
 
@@ -63,6 +64,9 @@ class StudySpec:
     #: extra runs of the cells matching ``of`` (grid key -> value), at the LR chosen for that cell
     variants: list[dict] = field(default_factory=list)
     overrides: list[str] = field(default_factory=list)  # applied to every run of the study
+    #: studies whose preset is this one's but for its name: their records count for the points they have in
+    #: common (same dense models, budget and axes), so a shared point is run once (A2's 75 % cells are A1's)
+    shares: list[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, name: str, study_dir: Path = STUDY_DIR) -> "StudySpec":
@@ -85,6 +89,10 @@ class StudySpec:
 
     def base(self) -> list[str]:
         return [f"experiment={self.experiment}", "store=study", "skip_done=true", *self.overrides]
+
+    def experiments(self) -> list[str]:
+        """Whose records may count for this study: its own experiment first, then those of ``shares``."""
+        return [self.experiment, *(StudySpec.load(name).experiment for name in self.shares)]
 
     def identity_keys(self) -> list[str]:
         """The config keys that tell this study's points apart: every key it overrides, and the protocol's."""
@@ -143,6 +151,28 @@ def point_identity(cfg: dict, keys: list[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def point_keys(spec: "StudySpec") -> list[str]:
+    """The identity keys of ``spec``'s points; with ``shares``, the experiment's name is not one of them (the
+    shared presets differ in nothing else)."""
+    keys = spec.identity_keys()
+    return [k for k in keys if k != "experiment_name"] if spec.shares else keys
+
+
+def counted(records: Iterable[dict], spec: "StudySpec") -> list[dict]:
+    """The ok records that count for ``spec``'s points, one per point (the last one; the study's own records win
+    over those of the studies it ``shares``), in store order."""
+    keys, rank = point_keys(spec), {e: i for i, e in enumerate(spec.experiments())}
+    best: dict[tuple, tuple[int, int, dict]] = {}
+    for i, r in enumerate(records):
+        if r.get("status") != "ok" or not isinstance(r.get("config"), dict) or r.get("experiment") not in rank:
+            continue
+        point = point_identity(r["config"], keys)
+        prev = best.get(point)
+        if prev is None or rank[r["experiment"]] <= prev[0]:
+            best[point] = (rank[r["experiment"]], i, r)
+    return [r for _, _, r in sorted(best.values(), key=lambda v: v[1])]
+
+
 def plateau_epochs(cfg: dict) -> int:
     """3/4 of the dense budget (the plateau check's shorter run)."""
     return max(1, round(0.75 * int(cfg["trainer"]["pretrain"]["epochs"])))
@@ -166,14 +196,13 @@ class StudyIndex:
 
     def __init__(self, spec: "StudySpec", results_dir: str | Path):
         self.results_dir = str(results_dir)
-        self.keys = spec.identity_keys()
+        self.spec = spec
+        self.keys = point_keys(spec)
         self.refresh()
 
     def refresh(self) -> None:
-        self.done: dict[tuple, dict] = {}
-        for r in ResultsStore(self.results_dir).records(study_only=True):
-            if r.get("status") == "ok" and isinstance(r.get("config"), dict):
-                self.done[point_identity(r["config"], self.keys)] = r
+        self.done = {point_identity(r["config"], self.keys): r
+                     for r in counted(ResultsStore(self.results_dir).records(study_only=True), self.spec)}
 
     def record(self, overrides: list[str]) -> dict | None:
         """The last ok record of the point ``overrides`` (the spec's base included), or None."""

@@ -16,7 +16,8 @@ import sys
 import pandas as pd
 
 from experiments.stats import paired_delta, verdict
-from experiments.study import STUDY_DIR, StudySpec, choose_lr
+from experiments.results import ResultsStore
+from experiments.study import STUDY_DIR, StudySpec, choose_lr, counted
 from flowprune.reports.common import fmt_mean_std, load_runs, out_dir, report_parser, write_table
 
 STUDIES = {"lenet300": "h1_lenet300", "lenet5": "h1_lenet5"}
@@ -45,11 +46,17 @@ def extra(r: dict) -> dict:
             "pretrain_epochs": ((cfg.get("trainer") or {}).get("pretrain") or {}).get("epochs")}
 
 
+def load_study(results_dir, spec: StudySpec, extra, key: list[str]) -> pd.DataFrame:
+    """The study's records as rows (:func:`load_runs`): those that count for its points
+    (:func:`experiments.study.counted`: its own, and the points it shares with another study)."""
+    ids = {r["run_id"] for r in counted(ResultsStore(results_dir).records(study_only=True), spec)}
+    df = load_runs(results_dir, spec.experiments(), extra=extra, key=key, study_only=True)
+    return df if df.empty else df[df["run_id"].isin(ids)].reset_index(drop=True)
+
+
 def study_runs(results_dir, study: str) -> tuple[pd.DataFrame, StudySpec]:
     spec = StudySpec.load(study)
-    df = load_runs(results_dir, spec.experiment, extra=extra, key=["lr", "variant", "pretrain_epochs"],
-                   study_only=True)
-    return df, spec
+    return load_study(results_dir, spec, extra, ["lr", "variant", "pretrain_epochs"]), spec
 
 
 def recorded(results_dir, studies: dict, load=None):

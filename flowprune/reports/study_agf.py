@@ -14,8 +14,8 @@ import pandas as pd
 from agf.reported import PHASE_TRANSITION, STRESS75
 from experiments.study import StudySpec
 from flowprune.reports.agf_common import AGF_KEY, agf_columns
-from flowprune.reports.common import fmt_mean_std, load_runs, write_table
-from flowprune.reports.study import final_runs, paired_by_seed, protocol_note, recorded
+from flowprune.reports.common import fmt_mean_std, write_table
+from flowprune.reports.study import final_runs, load_study, paired_by_seed, protocol_note, recorded
 
 STUDIES = {"A1": "a1_resnet8", "A2": "a2_resnet8"}
 CONTROLS = ("dense+ft", "agf (scratch)", "scratch")
@@ -27,8 +27,7 @@ def extra(r: dict) -> dict:
 
 def study_runs(results_dir, study: str) -> tuple[pd.DataFrame, StudySpec]:
     spec = StudySpec.load(study)
-    df = load_runs(results_dir, spec.experiment, extra=extra, key=["lr", *AGF_KEY], study_only=True)
-    return df, spec
+    return load_study(results_dir, spec, extra, ["lr", *AGF_KEY]), spec
 
 
 def arms(df: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:

@@ -128,3 +128,43 @@ def test_the_committed_store_is_complete_for_the_finished_studies():
     assert index.missing(dense, h1.seeds) == []
     assert all(index.missing([*h1.base(), *cell, f"method.lr={lr}"], [h1.select_seed]) == []
                for cell in h1.cells()[::4] for lr in h1.lr_grid)
+
+
+def test_a_shared_study_counts_the_other_studys_records_once(tmp_path):
+    """``shares``: a point of the other preset (same config but the experiment's name) counts and is not re-run;
+    another target is; where both studies have the point, the study's own record is the one that counts."""
+    from experiments.study import counted
+
+    (tmp_path / "a.yaml").write_text("experiment: study/a1_resnet8\ngrid: {scorer: [agf]}\nseeds: [0]\n"
+                                     "dense: false\n")
+    (tmp_path / "b.yaml").write_text("experiment: study/a2_resnet8\ngrid: {scorer: [agf], sparsity.target: [0.75, "
+                                     "0.875]}\nseeds: [0]\ndense: false\nshares: [a]\n")
+    a, b = StudySpec.load("a", study_dir=tmp_path), StudySpec.load("b", study_dir=tmp_path)
+    assert b.shares == ["a"]
+    b.experiments = lambda: ["study/a2_resnet8", "study/a1_resnet8"]   # resolved from tmp_path, not conf/study
+    store = ResultsStore(tmp_path)
+    shared = [*a.base(), "scorer=agf", "sparsity.target=0.75", "seed=0"]
+    store.append({"run_id": "a1", "experiment": "study/a1_resnet8", "status": "ok", "config": compose(shared)},
+                 study=True)
+    rec = Recorder(tmp_path)
+    run_study(b, rec)
+    assert rec.calls == [[[*b.base(), "scorer=agf", "sparsity.target=0.875", "seed=0"]]]
+    own = compose([*b.base(), "scorer=agf", "sparsity.target=0.75", "seed=0"])
+    store.append({"run_id": "a2", "experiment": "study/a2_resnet8", "status": "ok", "config": own}, study=True)
+    store.append({"run_id": "a1-later", "experiment": "study/a1_resnet8", "status": "ok", "config": compose(shared)},
+                 study=True)
+    assert [r["run_id"] for r in counted(store.records(study_only=True), b)] == ["a2"]
+    assert [r["run_id"] for r in counted(store.records(study_only=True), a)] == ["a1-later"]
+
+
+def test_a2_shares_a1s_points_on_the_committed_store():
+    """A2's 75 % LR-selection runs are A1's committed ones (the presets differ only in name)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "results"
+    a2 = StudySpec.load("a2_resnet8")
+    index = StudyIndex(a2, root)
+    for scorer in ("agf", "ria", "random"):
+        cell = [*a2.base(), f"scorer={scorer}", "sparsity.target=0.75"]
+        assert all(index.missing([*cell, f"method.lr={lr}"], [a2.select_seed]) == [] for lr in a2.lr_grid)
+    assert index.missing([*a2.base(), "method=dense", "method.finetune=true"], a2.seeds) == []
