@@ -162,6 +162,9 @@ def stage_evaluate(ctx: StageContext, method: Method) -> None:
     example = ctx.data.example_input(1)
     macs = count_macs(model, example)
     m["macs_dense"], m["macs_effective"] = macs["macs_dense"], macs["macs_effective"]
+    if m.get("dense_macs"):   # what the pruning buys, as ratios to the dense model (> 1: smaller)
+        m["mac_reduction"] = m["dense_macs"] / max(m["macs_effective"], 1)
+        m["param_reduction"] = m["dense_params"] / max(m["params_nonzero"], 1)
     reps = int(ctx.cfg.measure.latency_repeats)
     if reps > 0:
         m["latency_ms_bs1"] = latency_ms(model, example, repeats=reps)

@@ -134,6 +134,7 @@ class HyperflowsCallback(Callback):
     def on_epoch_start(self, trainer: "Trainer", epoch: int) -> None:
         self.epoch, self.step_in_epoch = epoch, 0
         self.prev_masks = [t.detach() >= 0 for t in self.ts]
+        self.flows.refresh(self.prev_masks)   # cost-weighted pressure: shares at this epoch's widths
         if self.hold is not None and epoch >= self.phases.pressure_epochs:
             self.lam = self.hold.lam   # regrowth starts at λ = 0 (the hold controller's γ starts at 0)
 
@@ -337,6 +338,7 @@ class Hyperflows(Method):
         flows = self.granularity.flows(ctx.model)
         masks = dict(zip(flows.names, flows.masks()))
         m["density"] = flows.density(list(masks.values()))
+        m.update(self.granularity.summary(masks))
         m["flips_last_epoch"] = last.get("flips")
         gammas = [h["gamma"] for h in history if "gamma" in h]
         m["gamma_final"] = gammas[-1] if gammas else None

@@ -145,14 +145,22 @@ def snap_threshold(ts: list, keep: int) -> float:
     return float(torch.topk(flat, keep, sorted=False).values.min())
 
 
-def cost_threshold(ts: list, costs: list, budget: float) -> float:
-    """τ such that the flows with t − τ ≥ 0 are the largest ones whose costs first add up to at least ``budget``
-    (the cost-weighted snap: the k of :func:`snap_threshold` counted in MACs or parameters)."""
+def cost_threshold(ts: list, cost, budget: float) -> float:
+    """τ such that the flows with t − τ ≥ 0 are the largest ones whose units' widths first cost at least ``budget``
+    (``cost``: a :class:`~experiments.sparsity.width_cost.WidthCost`, one ``ts`` tensor per unit; every unit keeps
+    its largest flow whatever τ, as channel removal does): the k of :func:`snap_threshold` counted in MACs or
+    parameters."""
     import torch
 
-    flat = torch.cat([t.detach().flatten().float() for t in ts])
-    cost = torch.cat([c.flatten().float() for c in costs])
-    order = torch.argsort(flat, descending=True)
-    reached = torch.nonzero(torch.cumsum(cost[order], 0) >= budget - 1e-9)
-    k = int(reached[0]) + 1 if reached.numel() else flat.numel()
-    return float(flat[order[k - 1]])
+    kept = [1] * len(ts)
+    now = cost.cost(kept)
+    rest = [(float(v), u) for u, t in enumerate(ts) for v in torch.sort(t.detach().flatten().float(),
+                                                                          descending=True).values[1:].tolist()]
+    tau = max(float(t.detach().max()) for t in ts) + 1.0   # nothing open: each unit keeps its largest only
+    for value, u in sorted(rest, key=lambda x: -x[0]):
+        if now >= budget - 1e-9:
+            break
+        now += cost.marginal(kept)[u]
+        kept[u] += 1
+        tau = value
+    return tau

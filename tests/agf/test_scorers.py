@@ -6,7 +6,7 @@ from agf.calibration import Calibrator
 from agf.scorers import create_scorer
 from experiments.sparsity.units import find_units
 
-from agf_toy import Toy, batches
+from toy_cnn import Toy, batches
 
 
 def setup():
