@@ -50,6 +50,12 @@ PROTOCOL_KEYS = ("experiment_name", "dataset.name", "dataset.val_size", "dataset
                  "trainer.pretrain", "trainer.finetune", "sparsity.target")
 
 
+def grid_overrides(key: str, value) -> list[str]:
+    """One grid value as overrides: ``key=value``, or, where the value is a list, that list (an *arm*: several keys
+    set together, e.g. ``arm: [[method=hyperflows_structured], [method=structured, scorer=agf]]``)."""
+    return [str(o) for o in value] if isinstance(value, list) else [f"{key}={value}"]
+
+
 @dataclass
 class StudySpec:
     name: str
@@ -81,11 +87,12 @@ class StudySpec:
         return cls(name=name, **data)
 
     def cells(self) -> list[list[str]]:
-        """Every combination of the grid as a list of ``key=value`` overrides."""
+        """Every combination of the grid as a list of overrides (``key=value``; an arm's list as it is)."""
         if not self.grid:
             return []
         keys = list(self.grid)
-        return [[f"{k}={v}" for k, v in zip(keys, values)] for values in itertools.product(*self.grid.values())]
+        return [[o for k, v in zip(keys, values) for o in grid_overrides(k, v)]
+                for values in itertools.product(*self.grid.values())]
 
     def base(self) -> list[str]:
         return [f"experiment={self.experiment}", "store=study", "skip_done=true", *self.overrides]
@@ -96,8 +103,8 @@ class StudySpec:
 
     def identity_keys(self) -> list[str]:
         """The config keys that tell this study's points apart: every key it overrides, and the protocol's."""
-        overridden = [*self.grid, *self.overrides, *(o for v in self.variants for o in v["overrides"]),
-                      *(o for c in self.controls for o in c)]
+        overridden = [*(o for k, vs in self.grid.items() for v in vs for o in grid_overrides(k, v)), *self.overrides,
+                      *(o for v in self.variants for o in v["overrides"]), *(o for c in self.controls for o in c)]
         keys = {o.split("=", 1)[0].lstrip("+~") for o in overridden} | {"seed", "method", "method.lr", "stages"}
         keys = {k for k in keys if k.split(".")[0] not in KEY_EXCLUDE}
         return sorted(keys | set(PROTOCOL_KEYS))

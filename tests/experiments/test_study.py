@@ -168,3 +168,15 @@ def test_a2_shares_a1s_points_on_the_committed_store():
         cell = [*a2.base(), f"scorer={scorer}", "sparsity.target=0.75"]
         assert all(index.missing([*cell, f"method.lr={lr}"], [a2.select_seed]) == [] for lr in a2.lr_grid)
     assert index.missing([*a2.base(), "method=dense", "method.finetune=true"], a2.seeds) == []
+
+
+def test_an_arm_sets_several_keys_together_and_they_identify_its_points():
+    spec = StudySpec.load("s1_resnet8")
+    cells = spec.cells()
+    assert len(cells) == 8
+    assert cells[0] == ["method=hyperflows_structured", "sparsity.target=0.5"]
+    assert cells[3] == ["scorer=agf", "method.target_kind=macs", "sparsity.target=0.7"]
+    assert {"method", "scorer", "method.target_kind", "sparsity.target"} <= set(spec.identity_keys())
+    cfg = compose([*spec.base(), *cells[0], "seed=0"])
+    assert cfg["method"]["name"] == "hyperflows_structured" and cfg["method"]["units"]["cost"] == "macs"
+    assert compose([*spec.base(), *cells[3], "seed=0"])["method"]["target_kind"] == "macs"
