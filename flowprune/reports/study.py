@@ -47,11 +47,14 @@ def extra(r: dict) -> dict:
 
 
 def load_study(results_dir, spec: StudySpec, extra, key: list[str]) -> pd.DataFrame:
-    """The study's records as rows (:func:`load_runs`): those that count for its points
-    (:func:`experiments.study.counted`: its own, and the points it shares with another study)."""
-    ids = {r["run_id"] for r in counted(ResultsStore(results_dir).records(study_only=True), spec)}
+    """The study's records as rows (:func:`load_runs`): its own, and those of the studies it ``shares`` that count
+    for one of its points and that it has not run itself (:func:`experiments.study.counted`)."""
     df = load_runs(results_dir, spec.experiments(), extra=extra, key=key, study_only=True)
-    return df if df.empty else df[df["run_id"].isin(ids)].reset_index(drop=True)
+    if df.empty or not spec.shares:
+        return df
+    shared = {r["run_id"] for r in counted(ResultsStore(results_dir).records(study_only=True), spec)
+              if r.get("experiment") != spec.experiment}
+    return df[(df["experiment"] == spec.experiment) | df["run_id"].isin(shared)].reset_index(drop=True)
 
 
 def study_runs(results_dir, study: str) -> tuple[pd.DataFrame, StudySpec]:
