@@ -12,7 +12,7 @@ import sys
 
 import pandas as pd
 
-from flowprune.reports import study, study_agf
+from flowprune.reports import study, study_agf, study_structured
 from flowprune.reports.common import out_dir, report_parser, write_table
 
 COLUMNS = ["id", "paper", "setting", "ours", "delta", "verdict", "command"]
@@ -29,11 +29,12 @@ PLANNED = {
     "A3": "ViT MLP bottleneck: AGF vs Wanda/RIA, T = 10 vs 100",
     "A4": "routing: escalation rate and cost at full-model accuracy",
     "A5": "selection stability and signal compression",
+    "S1": "ours: learned channel flows (structured Hyperflows) >= AGF at equal MACs",
 }
 
 
 def build(results_dir) -> pd.DataFrame:
-    rows = study.claims(results_dir) + study_agf.claims(results_dir)
+    rows = study.claims(results_dir) + study_agf.claims(results_dir) + study_structured.claims(results_dir)
     have = {r["id"].split()[0] for r in rows}
     for cid, what in PLANNED.items():
         if cid not in have:

@@ -2,7 +2,8 @@
 
     flowprune report study [--results-dir results] [--out DIR]
     -> <out>/tables/study_h1_<model>.{md,csv,tex}, study_h1_<model>_paired.*, study_h1_<model>_controller.*,
-       and the AGF studies' tables (:mod:`flowprune.reports.study_agf`)
+       and the AGF studies' tables (:mod:`flowprune.reports.study_agf`), study S1's
+       (:mod:`flowprune.reports.study_structured`)
 
 Reads the study's records (``results/store/study__h1_*.jsonl``) and applies the protocol of
 ``experiments/study.py``: each (model, method, sparsity) cell's LR is the one with the best final-epoch
@@ -265,7 +266,7 @@ def claims(results_dir) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from flowprune.reports import study_agf  # it builds on this module's protocol helpers
+    from flowprune.reports import study_agf, study_structured  # they build on this module's protocol helpers
 
     ap = report_parser(__doc__, experiment="", wandb=False)
     args = ap.parse_args(argv)
@@ -279,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         write_table(controller_table(final), f"study_{study}_controller", tables,
                     "Hyperflows' density control: closed loop (ours, default) vs the paper's open-loop Algorithm 1.")
     study_agf.write_tables(args.results_dir, tables)
+    study_structured.write_tables(args.results_dir, tables, out_dir(args, "figures"))
     return 0
 
 

@@ -84,3 +84,40 @@ def test_agf_study_pairs_agf_with_the_strongest_scorer_on_validation(tmp_path):
     table = study_agf.paired_table(final)
     assert set(table["B"]) == {"l1", "random", "dense+ft"}
     assert table.loc[table["B"] == "dense+ft", "verdict (A > B)"].item() == "contradicted"
+
+
+def s1_record(arm, target, lr, seed, val, test, kept=None):
+    method = {"name": arm, "lr": lr, "target_sparsity": target} if arm == "hyperflows_structured" else \
+        {"name": "structured", "lr": lr, "target_sparsity": target, "scorer": {"name": arm}, "target_kind": "macs"}
+    return {"run_id": f"{arm}-{target}-{lr}-{seed}", "experiment": "study/s1_resnet8", "status": "ok", "seed": seed,
+            "config": {"method": method, "model": {"name": "resnet8"}, "dataset": {"name": "fashion_mnist"},
+                       "sparsity": {"target": target}, "trainer": {"pretrain": {"epochs": 15}}, "stages": []},
+            "metrics": {"val_acc": val, "test_acc": test, "test_acc_best": test, "params_total": 40,
+                        "dense_params": 100, "macs_effective": 100 * (1 - target) + seed, "dense_macs": 100,
+                        "latency_ms_bs64": 5.0, "dense_latency_ms_bs64": 8.0,
+                        "kept_channels": kept or {"layer1.0.conv1": 8, "layer2.0.conv1": 16}}}
+
+
+def test_s1_pairs_the_learned_flows_with_agf_at_the_lr_chosen_on_val(tmp_path):
+    from flowprune.reports import claims, study_structured
+
+    store = ResultsStore(tmp_path)
+    for lr, val in ((0.01, 80.0), (0.03, 85.0), (0.1, 84.0)):   # flows: 0.03 wins on val; 0.1 best on test
+        store.append(s1_record("hyperflows_structured", 0.5, lr, 0, val, 95.0 if lr == 0.1 else 90.0), study=True)
+        store.append(s1_record("agf", 0.5, lr, 0, val + (1 if lr == 0.01 else -5), 89.0), study=True)
+    for seed in (1, 2):
+        store.append(s1_record("hyperflows_structured", 0.5, 0.03, seed, 85.0, 90.0 + 0.2 * seed), study=True)
+        store.append(s1_record("agf", 0.5, 0.01, seed, 81.0, 89.0 + 0.1 * seed), study=True)
+    df, spec = study_structured.study_runs(tmp_path, "s1_resnet8")
+    final = study_structured.final_runs(df, spec, arm="arm")
+    assert dict(zip(final["arm"], final["lr"])) == {"hyperflows_structured": 0.03, "agf": 0.01}
+    table = study_structured.cell_table(final, df.iloc[0:0])
+    assert list(table["arm"]) == ["hyperflows_structured", "agf"]
+    assert list(table["max |kept - (1 - target)|"]) == ["0.020", "0.020"]
+    assert table["speed-up bs64 (measured)"].iloc[0].startswith("1.60")
+    (row,) = study_structured.claims(tmp_path)
+    diffs = np.array([90.0, 90.2, 90.4]) - np.array([89.0, 89.1, 89.2])
+    assert row["id"] == "S1 50%" and row["delta"].startswith(f"{diffs.mean():+.2f}") and row["verdict"] == "holds"
+    assert "S1 50%" in set(claims.build(tmp_path)["claim"])
+    png = study_structured.kept_width_figure(final, tmp_path / "fig" / "kept")
+    assert png.exists() and png.stat().st_size > 1000

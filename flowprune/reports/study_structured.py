@@ -1,0 +1,140 @@
+"""Study S1 (ours): structured Hyperflows (learned channel flows) vs one-shot channel scorers at equal MACs.
+
+    flowprune report study   -> <out>/tables/study_s1_resnet8.*, study_s1_resnet8_paired.*,
+                                <out>/figures/study_s1_resnet8_kept_width.{png,pdf}
+
+Same protocol as :mod:`flowprune.reports.study`: each (target, arm) cell's LR is chosen on validation at the
+selection seed; the headline is the final-epoch test accuracy at that LR over every seed; comparisons are paired by
+seed. The target is the MAC reduction; the table shows the MAC fraction each arm really kept, and the measured
+batch-64 latency speed-up over the dense model in the same run.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from flowprune.reports.common import fmt_mean_std, write_table
+from flowprune.reports.study import final_runs, load_study, paired_by_seed, protocol_note, recorded
+
+STUDIES = {"S1": "s1_resnet8"}
+OURS = "hyperflows_structured"
+ARM = "arm"
+
+
+def extra(r: dict) -> dict:
+    """``arm``: the method for structured Hyperflows and dense, the scorer for one-shot channel removal."""
+    cfg = r.get("config") or {}
+    method = cfg.get("method") or {}
+    name = method.get("name")
+    arm = (method.get("scorer") or {}).get("name") if name == "structured" else name
+    m = r.get("metrics") or {}
+    return {ARM: arm, "lr": method.get("lr"), "kept_channels": m.get("kept_channels"),
+            "pretrain_epochs": ((cfg.get("trainer") or {}).get("pretrain") or {}).get("epochs")}
+
+
+def study_runs(results_dir, study: str):
+    from experiments.study import StudySpec
+
+    spec = StudySpec.load(study)
+    return load_study(results_dir, spec, extra, ["lr", ARM]), spec
+
+
+def _speedup(g: pd.DataFrame) -> str:
+    if not {"dense_latency_ms_bs64", "latency_ms_bs64"} <= set(g) or g["latency_ms_bs64"].isna().all():
+        return ""
+    s = g["dense_latency_ms_bs64"] / g["latency_ms_bs64"]
+    return fmt_mean_std(s.mean(), s.std())
+
+
+def cell_table(final: pd.DataFrame, dense: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for (target, arm), g in sorted(final.groupby(["target", ARM]),
+                                   key=lambda kv: (float(kv[0][0]), kv[0][1] != OURS, -kv[1]["test_acc"].mean())):
+        kept = g["macs_effective"] / g["dense_macs"]
+        rows.append({"MAC reduction": f"{float(target):.0%}", "arm": arm, "lr": g["chosen_lr"].iloc[0],
+                     "seeds": len(g), "test_acc (final)": fmt_mean_std(g["test_acc"].mean(), g["test_acc"].std()),
+                     "MACs kept": f"{kept.mean():.3f}",
+                     "max |kept - (1 - target)|": f"{(kept - (1 - float(target))).abs().max():.3f}",
+                     "params kept": f"{(g['params_total'] / g['dense_params']).mean():.3f}",
+                     "speed-up bs64 (measured)": _speedup(g),
+                     "test_acc_best (peak, secondary)": fmt_mean_std(g["test_acc_best"].mean(), g["test_acc_best"].std())})
+    if not dense.empty:
+        rows.append({"MAC reduction": "0%", "arm": "dense", "lr": None, "seeds": len(dense),
+                     "test_acc (final)": fmt_mean_std(dense["test_acc"].mean(), dense["test_acc"].std()),
+                     "MACs kept": "1.000", "max |kept - (1 - target)|": "", "params kept": "1.000",
+                     "speed-up bs64 (measured)": "", "test_acc_best (peak, secondary)": ""})
+    return pd.DataFrame(rows)
+
+
+def paired(final: pd.DataFrame, target: float, a: str, b: str) -> dict | None:
+    sub = final[final["target"].astype(float).round(6) == round(target, 6)]
+    sa, sb = (sub[sub[ARM] == x].set_index("seed")["test_acc"] for x in (a, b))
+    return paired_by_seed(sa, sb, 1)
+
+
+def paired_table(final: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for target in sorted(final["target"].astype(float).unique()):
+        for b in sorted(set(final.loc[final["target"].astype(float) == target, ARM]) - {OURS}):
+            p = paired(final, target, OURS, b)
+            if p is not None:
+                rows.append({"MAC reduction": f"{target:.0%}", "A": OURS, "B": b, "seeds": p["seeds"],
+                             "A − B (95% CI, wins)": p["delta"].text(), "verdict (A > B)": p["verdict"]})
+    return pd.DataFrame(rows)
+
+
+def kept_width_figure(final: pd.DataFrame, path: Path) -> Path | None:
+    """Kept channels per unit (mean over seeds): the learned flows' choice beside AGF's at the same MAC budget."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sub = final[final[ARM].isin([OURS, "agf"]) & final["kept_channels"].notna()]
+    targets = sorted(sub["target"].astype(float).unique())
+    if not targets:
+        return None
+    fig, axes = plt.subplots(1, len(targets), figsize=(5 * len(targets), 3.4), squeeze=False)
+    for ax, target in zip(axes[0], targets):
+        g = sub[sub["target"].astype(float) == target]
+        for i, (arm, h) in enumerate(sorted(g.groupby(ARM), key=lambda kv: kv[0] != OURS)):
+            widths = pd.DataFrame(list(h["kept_channels"])).mean()
+            xs = [k + (i - 0.5) * 0.4 for k in range(len(widths))]
+            ax.bar(xs, widths.values, width=0.4, label=arm)
+            ax.set_xticks(range(len(widths)), widths.index, rotation=30, fontsize=7)
+        ax.set_title(f"MAC reduction {target:.0%}")
+        ax.set_ylabel("kept channels (mean over seeds)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path.with_suffix(".png"), dpi=120)
+    fig.savefig(path.with_suffix(".pdf"))
+    plt.close(fig)
+    return path.with_suffix(".png")
+
+
+def write_tables(results_dir, tables: Path, figures: Path) -> None:
+    for _, study, df, spec in recorded(results_dir, STUDIES, study_runs):
+        final = final_runs(df[df[ARM] != "dense"], spec, arm=ARM)
+        write_table(cell_table(final, df[df[ARM] == "dense"]), f"study_{study}", tables, protocol_note(study, spec))
+        write_table(paired_table(final), f"study_{study}_paired", tables,
+                    "Paired by seed (same dense checkpoint): mean difference of final test accuracy, 95 % t-interval, "
+                    "pairs won by A.")
+        kept_width_figure(final, figures / f"study_{study}_kept_width")
+
+
+def claims(results_dir) -> list[dict]:
+    """S1 (ours): learned channel flows reach at least AGF's accuracy at the same MAC reduction."""
+    out = []
+    for _, study, df, spec in recorded(results_dir, STUDIES, study_runs):
+        final = final_runs(df[df[ARM] != "dense"], spec, arm=ARM)
+        for target in sorted(final["target"].astype(float).unique()):
+            p = paired(final, target, OURS, "agf")
+            if p is not None:
+                out.append({"id": f"S1 {target:.0%}", "paper": "ours (no paper): learned channel flows "
+                            "(structured Hyperflows) >= AGF's one-shot choice at equal MACs",
+                            "setting": f"Fashion-MNIST ResNet-8, MAC reduction {target:.0%}, 10 ep. from dense, "
+                            "LR on val", "ours": f"flows {p['a_mean']:.2f} vs AGF {p['b_mean']:.2f}",
+                            "delta": p["delta"].text(), "verdict": p["verdict"],
+                            "command": f"python -m experiments.study {study} && flowprune report claims"})
+    return out
