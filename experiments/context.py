@@ -35,6 +35,7 @@ class StageContext:
     metrics: dict = field(default_factory=dict)          # goes into the record's ``metrics``
     #: parameter counts of the model before pruning (``measure.param_counts``): the sparsity denominator
     dense_counts: dict | None = None
+    dense_model: nn.Module | None = None   # a copy of the dense model, kept to time it beside the final one
     checkpoints: dict[str, Path] = field(default_factory=dict)
     fit_results: dict[str, FitResult] = field(default_factory=dict)
     #: checkpoint/resume of this run's fits (``None``: no per-epoch checkpoints)

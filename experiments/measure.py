@@ -147,3 +147,37 @@ def inference_copy(model: nn.Module, channels_last: bool = True, fold_bn: bool =
         except Exception:  # not symbolically traceable: keep the BN layers
             pass
     return net.to(memory_format=torch.channels_last) if channels_last else net
+
+
+#: the forms a model is timed in; the fastest one counts (all compute the same function)
+FORMS = ("eager", "deploy")
+
+
+def in_form(model: nn.Module, form: str, example: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:
+    """``model`` and ``example`` in a timing form: ``eager`` (the model as trained, eval mode) or ``deploy``
+    (:func:`inference_copy`: BN folded, channels-last for 4-D inputs)."""
+    if form == "eager":
+        return model, example
+    image = example.dim() == 4
+    net = inference_copy(model, channels_last=image)
+    return net, example.contiguous(memory_format=torch.channels_last) if image else example
+
+
+def speedups(dense: nn.Module, pruned: nn.Module, examples: dict[int, torch.Tensor], repeats: int = 20,
+             rounds: int = 3) -> dict:
+    """Measured speed-up of ``pruned`` over ``dense`` per batch size, each model in its fastest form of
+    :data:`FORMS`: every (model, form) is timed ``rounds`` times in alternation and keeps its best median, so a
+    load spike on a shared machine hits both sides alike. ``speedup_bs<b>`` = dense ms ÷ pruned ms, with the
+    forms and both latencies."""
+    out = {}
+    with torch.inference_mode():
+        for b, x in examples.items():
+            runs = {(who, form): in_form(net, form, x) for who, net in (("dense", dense), ("pruned", pruned))
+                    for form in FORMS}
+            best = {key: min(latency_ms(*runs[key], repeats=repeats) for _ in range(rounds)) for key in runs}
+            d_form = min(FORMS, key=lambda f: best["dense", f])
+            p_form = min(FORMS, key=lambda f: best["pruned", f])
+            d_ms, p_ms = best["dense", d_form], best["pruned", p_form]
+            out.update({f"speedup_bs{b}": d_ms / p_ms, f"speedup_form_bs{b}": f"{p_form} vs dense {d_form}",
+                        f"latency_best_ms_bs{b}": p_ms, f"dense_latency_best_ms_bs{b}": d_ms})
+    return out

@@ -24,7 +24,7 @@ from .config_check import validate
 from .context import StageContext
 from .data import create_dataset
 from . import distributed
-from .measure import count_macs, latency_ms, layer_density, param_counts
+from .measure import count_macs, latency_ms, layer_density, param_counts, speedups
 from .method import Method
 from .errors import CheckpointError, ConfigError, TrainingOutOfMemory, UserError
 from .results import ResultsStore, complete_record
@@ -169,6 +169,9 @@ def stage_evaluate(ctx: StageContext, method: Method) -> None:
     if reps > 0:
         m["latency_ms_bs1"] = latency_ms(model, example, repeats=reps)
         m["latency_ms_bs64"] = latency_ms(model, ctx.data.example_input(64), repeats=reps)
+        if ctx.dense_model is not None:   # what the pruning buys in time: both models in their best form, here
+            m.update(speedups(ctx.dense_model, model, {1: example, 64: ctx.data.example_input(64)}, reps))
+            warn_slow(m)
     m["device"] = str(ctx.device)
     if ctx.cfg.save_checkpoints:
         ctx.save_model("final", model, {"test_acc": m["test_acc"], "sparsity": m["sparsity"]})
@@ -192,7 +195,9 @@ def summary_table(metrics: dict) -> str:
             ("params (non-zero)", metrics.get("dense_params"), metrics.get("params_nonzero")),
             ("MACs (effective)", metrics.get("dense_macs"), metrics.get("macs_effective")),
             ("latency bs1 (ms)", metrics.get("dense_latency_ms_bs1"), metrics.get("latency_ms_bs1")),
-            ("latency bs64 (ms)", metrics.get("dense_latency_ms_bs64"), metrics.get("latency_ms_bs64"))]
+            ("latency bs64 (ms)", metrics.get("dense_latency_ms_bs64"), metrics.get("latency_ms_bs64")),
+            ("speed-up bs1 (best)", 1.0 if "speedup_bs1" in metrics else None, metrics.get("speedup_bs1")),
+            ("speed-up bs64 (best)", 1.0 if "speedup_bs64" in metrics else None, metrics.get("speedup_bs64"))]
 
     def fmt(v):
         if v is None:
@@ -217,6 +222,17 @@ def measure_dense(ctx: StageContext) -> None:
     if reps > 0 and ctx.cfg.measure.dense_latency:
         ctx.metrics["dense_latency_ms_bs1"] = latency_ms(ctx.model, ctx.data.example_input(1), repeats=reps)
         ctx.metrics["dense_latency_ms_bs64"] = latency_ms(ctx.model, ctx.data.example_input(64), repeats=reps)
+        ctx.dense_model = ctx.copy_model(ctx.model)   # timed again beside the final model (speedup_bs*)
+
+
+def warn_slow(m: dict) -> None:
+    """Say so when the measured batch-64 speed-up is below half the MAC reduction, and why that usually is."""
+    if m.get("mac_reduction", 1.0) > 1.05 and m["speedup_bs64"] < 0.5 * m["mac_reduction"]:
+        why = ("the zeros of unstructured sparsity run on the same dense kernels"
+               if m.get("params_total") == m.get("dense_params") else
+               "narrow layers cost what the kernels' channel block costs (see flowprune bench agf)")
+        log.warning("measured speed-up %.2fx at batch 64 (%s) is below half the MAC reduction %.2fx: %s",
+                    m["speedup_bs64"], m["speedup_form_bs64"], m["mac_reduction"], why)
 
 
 def run(cfg: DictConfig) -> dict:

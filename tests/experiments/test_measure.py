@@ -1,3 +1,4 @@
+import pytest
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -83,3 +84,51 @@ def test_inference_copy_folds_bn_into_nhwc_and_keeps_outputs():
         out = net(x.contiguous(memory_format=torch.channels_last))
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
     assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())  # the original is untouched
+
+
+def test_speedups_take_each_models_fastest_form_at_its_best_round(monkeypatch):
+    from experiments import measure
+
+    times = {("d", "eager"): [5.0, 4.0, 6.0], ("d", "deploy"): [3.0, 9.0, 9.0],
+             ("p", "eager"): [2.0, 2.0, 2.0], ("p", "deploy"): [1.5, 0.5, 3.0]}
+    calls = {k: iter(v) for k, v in times.items()}
+    monkeypatch.setattr(measure, "in_form", lambda net, form, x: ((net, form), x))
+    monkeypatch.setattr(measure, "latency_ms", lambda key, x, repeats: next(calls[key]))
+    out = measure.speedups("d", "p", {64: torch.zeros(1)}, repeats=1, rounds=3)
+    assert out["speedup_bs64"] == 3.0 / 0.5 and out["speedup_form_bs64"] == "deploy vs dense deploy"
+    assert (out["dense_latency_best_ms_bs64"], out["latency_best_ms_bs64"]) == (3.0, 0.5)
+
+
+def test_the_deployment_form_computes_what_the_model_computes():
+    from experiments.measure import in_form
+    from experiments.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("resnet8", num_classes=10, in_channels=1, image_size=28).eval()
+    with torch.no_grad():
+        for m in model.modules():   # non-trivial BN statistics, so folding them is exercised
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(3, 1, 28, 28)
+    net, xd = in_form(model, "deploy", x)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    assert xd.is_contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        assert torch.allclose(net(xd), model(x), atol=1e-4)
+
+
+def test_a_run_records_its_speedup_and_warns_when_zeros_buy_no_time(tmp_path, caplog):
+    from conftest import TINY, compose_cfg
+
+    from experiments.pipeline import run
+
+    rec = run(compose_cfg(TINY + ["method=magnitude", "sparsity.target=0.9", "measure.dense_latency=true"], tmp_path))
+    m = rec["metrics"]
+    for b in (1, 64):
+        assert m[f"speedup_bs{b}"] == pytest.approx(m[f"dense_latency_best_ms_bs{b}"] / m[f"latency_best_ms_bs{b}"])
+        assert m[f"speedup_form_bs{b}"].split(" vs dense ")[0] in ("eager", "deploy")
+    assert m["mac_reduction"] == pytest.approx(m["dense_macs"] / m["macs_effective"]) and m["mac_reduction"] > 5
+    assert m["param_reduction"] == pytest.approx(m["dense_params"] / m["params_nonzero"])
+    assert m["speedup_bs64"] < 0.5 * m["mac_reduction"]   # zeros run on the dense kernels: no 5x from them
+    assert "same dense kernels" in caplog.text

@@ -25,7 +25,8 @@ def test_every_record_key_the_readme_names_is_written(tmp_path):
     top, metrics = documented_keys((ROOT / "README.md").read_text())
     assert {"run_id", "metrics", "stage_seconds", "git_commit"} <= top and len(metrics) >= 15   # the parse found them
     record = run(compose_cfg(TINY + ["method=hyperflows", "trainer.epochs=4", "method.pruning_epochs=2",
-                                     "method.figures=false", "sparsity.target=0.5"], tmp_path))
+                                     "method.figures=false", "sparsity.target=0.5",
+                                     "measure.dense_latency=true"], tmp_path))   # the default; TINY turns it off
     assert record["status"] == "ok"
     assert top - set(record) == set()
     assert metrics - set(record["metrics"]) == set()
