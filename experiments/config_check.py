@@ -115,6 +115,12 @@ def validate(cfg: DictConfig) -> None:
     if device.startswith("cuda"):
         import torch
         _require(torch.cuda.is_available(), f"device={device} but CUDA is not available here; use device=cpu or device=auto")
+    export = _get(cfg, "measure.export")
+    if export is not None:
+        from .export import FORMATS, _require as require_package
+        _require(export in FORMATS, f"measure.export={export} is not one of {list(FORMATS)} (or null)")
+        require_package("onnx")
+        require_package("onnxruntime")
     method = _get(cfg, "method")
     _require(method is not None and "_target_" in method,
              "method has no _target_; pick one with method=<name> (see conf/method/)")

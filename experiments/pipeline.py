@@ -24,6 +24,7 @@ from .config_check import validate
 from .context import StageContext
 from .data import create_dataset
 from . import distributed
+from .export import export_onnx
 from .measure import count_macs, latency_ms, layer_density, param_counts, speedups
 from .method import Method
 from .errors import CheckpointError, ConfigError, TrainingOutOfMemory, UserError
@@ -175,6 +176,10 @@ def stage_evaluate(ctx: StageContext, method: Method) -> None:
     m["device"] = str(ctx.device)
     if ctx.cfg.save_checkpoints:
         ctx.save_model("final", model, {"test_acc": m["test_acc"], "sparsity": m["sparsity"]})
+    if ctx.cfg.measure.get("export") and distributed.is_main_process():   # the deployable form, checked
+        out = export_onnx(ctx.copy_model(model), example, ctx.run_dir / "model.onnx")
+        m["export_onnx"], m["export_max_abs_diff"] = out["path"], out["max_abs_diff"]
+        log.info("exported %s (ONNX Runtime vs PyTorch: max |diff| %.1e)", out["path"], out["max_abs_diff"])
 
 
 def stage_route(ctx: StageContext, method: Method) -> None:

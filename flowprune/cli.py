@@ -27,6 +27,7 @@ commands:
   plot [--help]          any records as a figure, mean ± std over seeds
   report <name> [...]    {', '.join(REPORTS)}
   bench <name> [...]     {', '.join(BENCHES)}
+  export <run> [...]     a run's final model to ONNX, checked against PyTorch (--help there)
 
 Reports read --results-dir (default results) and write <out>/tables and <out>/figures; benchmarks write
 <out>/bench (--out defaults to the results dir).
@@ -77,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         return _call("flowprune.reports.plot", rest)
     if command == "report":
         return _named("report", REPORTS, "flowprune.reports", rest)
+    if command == "export":
+        return _call("flowprune.export", rest)
     if command == "bench":
         return _named("bench", BENCHES, "flowprune.bench", rest)
     return _usage_error(f"unknown command '{command}'")
