@@ -150,14 +150,20 @@ def inference_copy(model: nn.Module, channels_last: bool = True, fold_bn: bool =
 
 
 #: the forms a model is timed in; the fastest one counts (all compute the same function)
-FORMS = ("eager", "deploy")
+FORMS = ("eager", "deploy", "sparse")
 
 
 def in_form(model: nn.Module, form: str, example: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:
-    """``model`` and ``example`` in a timing form: ``eager`` (the model as trained, eval mode) or ``deploy``
-    (:func:`inference_copy`: BN folded, channels-last for 4-D inputs)."""
+    """``model`` and ``example`` in a timing form: ``eager`` (the model as trained, eval mode), ``deploy``
+    (:func:`inference_copy`: BN folded, channels-last for 4-D inputs) or ``sparse`` (a copy whose mostly-zero Linear
+    layers run as CSR where that measured faster: :func:`experiments.sparsity.sparse_inference.sparsify`)."""
     if form == "eager":
         return model, example
+    if form == "sparse":
+        import copy
+
+        from .sparsity.sparse_inference import sparsify
+        return sparsify(copy.deepcopy(model).eval(), example)[0], example
     image = example.dim() == 4
     net = inference_copy(model, channels_last=image)
     return net, example.contiguous(memory_format=torch.channels_last) if image else example

@@ -89,8 +89,8 @@ def test_inference_copy_folds_bn_into_nhwc_and_keeps_outputs():
 def test_speedups_take_each_models_fastest_form_at_its_best_round(monkeypatch):
     from experiments import measure
 
-    times = {("d", "eager"): [5.0, 4.0, 6.0], ("d", "deploy"): [3.0, 9.0, 9.0],
-             ("p", "eager"): [2.0, 2.0, 2.0], ("p", "deploy"): [1.5, 0.5, 3.0]}
+    times = {("d", "eager"): [5.0, 4.0, 6.0], ("d", "deploy"): [3.0, 9.0, 9.0], ("d", "sparse"): [4.0, 4.0, 4.0],
+             ("p", "eager"): [2.0, 2.0, 2.0], ("p", "deploy"): [1.5, 0.5, 3.0], ("p", "sparse"): [0.6, 0.7, 0.8]}
     calls = {k: iter(v) for k, v in times.items()}
     monkeypatch.setattr(measure, "in_form", lambda net, form, x: ((net, form), x))
     monkeypatch.setattr(measure, "latency_ms", lambda key, x, repeats: next(calls[key]))
@@ -118,6 +118,22 @@ def test_the_deployment_form_computes_what_the_model_computes():
         assert torch.allclose(net(xd), model(x), atol=1e-4)
 
 
+def test_sparse_form_computes_what_the_masked_model_computes():
+    from experiments.measure import in_form
+    from experiments.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("lenet300", num_classes=10, in_channels=1, image_size=28).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Linear):
+                m.weight[torch.rand(m.weight.shape) < 0.97] = 0.0
+    x = torch.randn(64, 1, 28, 28)
+    net, _ = in_form(model, "sparse", x)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), model(x), rtol=1e-4, atol=1e-5)
+
+
 def test_a_run_records_its_speedup_and_warns_when_zeros_buy_no_time(tmp_path, caplog):
     from conftest import TINY, compose_cfg
 
@@ -127,8 +143,9 @@ def test_a_run_records_its_speedup_and_warns_when_zeros_buy_no_time(tmp_path, ca
     m = rec["metrics"]
     for b in (1, 64):
         assert m[f"speedup_bs{b}"] == pytest.approx(m[f"dense_latency_best_ms_bs{b}"] / m[f"latency_best_ms_bs{b}"])
-        assert m[f"speedup_form_bs{b}"].split(" vs dense ")[0] in ("eager", "deploy")
+        assert m[f"speedup_form_bs{b}"].split(" vs dense ")[0] in ("eager", "deploy", "sparse")
     assert m["mac_reduction"] == pytest.approx(m["dense_macs"] / m["macs_effective"]) and m["mac_reduction"] > 5
     assert m["param_reduction"] == pytest.approx(m["dense_params"] / m["params_nonzero"])
     assert m["speedup_bs64"] < 0.5 * m["mac_reduction"]   # zeros run on the dense kernels: no 5x from them
-    assert "same dense kernels" in caplog.text
+    assert ("CSR kernels recover only part" if m["speedup_form_bs64"].startswith("sparse") else
+            "same dense kernels") in caplog.text
