@@ -94,6 +94,17 @@ def layer_macs(model: nn.Module, example_input: torch.Tensor) -> dict[str, int]:
     return macs
 
 
+def padded_macs(model: nn.Module, example_input: torch.Tensor, block: int = 16) -> int:
+    """Conv/linear MACs with every layer's output width rounded up to a multiple of ``block``: what a kernel that
+    computes output channels in blocks really pays (a 16 → 4 conv costs what 16 → 16 does on CPU, block 16)."""
+    per_layer = layer_macs(model, example_input)
+    total = 0
+    for name, m in prunable_layers(model).items():
+        width = m.out_channels if isinstance(m, nn.Conv2d) else m.out_features
+        total += per_layer.get(name, 0) * (-(-width // block) * block) / width
+    return int(round(total))
+
+
 def count_macs(model: nn.Module, example_input: torch.Tensor) -> dict:
     """Dense MACs (torch-pruning's counter) and effective MACs (conv/linear MACs scaled by layer density).
 

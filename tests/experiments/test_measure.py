@@ -146,6 +146,24 @@ def test_a_run_records_its_speedup_and_warns_when_zeros_buy_no_time(tmp_path, ca
         assert m[f"speedup_form_bs{b}"].split(" vs dense ")[0] in ("eager", "deploy", "sparse")
     assert m["mac_reduction"] == pytest.approx(m["dense_macs"] / m["macs_effective"]) and m["mac_reduction"] > 5
     assert m["param_reduction"] == pytest.approx(m["dense_params"] / m["params_nonzero"])
+    assert m["padded_mac_reduction"] == pytest.approx(1.0)   # zeros change no layer's width
     assert m["speedup_bs64"] < 0.5 * m["mac_reduction"]   # zeros run on the dense kernels: no 5x from them
     assert ("CSR kernels recover only part" if m["speedup_form_bs64"].startswith("sparse") else
             "same dense kernels") in caplog.text
+
+
+def test_padded_macs_round_each_output_width_up_to_the_block():
+    from experiments.measure import padded_macs
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 20, 3), nn.Flatten(),
+                        nn.Linear(20 * 6 * 6, 5))
+    x = torch.zeros(1, 3, 8, 8)
+    # brute force: conv 3->4 on 8x8 pays for 16 outputs; conv 4->20 on 6x6 for 32; linear 720->5 for 16
+    want = 16 * 64 * 3 * 9 + 32 * 36 * 4 * 9 + 16 * 720
+    assert padded_macs(net, x, block=16) == want
+    assert padded_macs(net, x, block=1) == layer_macs_total(net, x)
+
+
+def layer_macs_total(net, x):
+    from experiments.measure import layer_macs
+    return sum(layer_macs(net, x).values())
