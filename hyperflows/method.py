@@ -271,6 +271,10 @@ class Hyperflows(Method):
     def prune(self, ctx: "StageContext") -> None:
         """Attach the flow parameters; nothing is removed yet (pruning happens during ``finetune``)."""
         self.granularity.attach(ctx)
+        most = ctx.metrics.get("unit_max_reduction")   # units: at least one channel of each stays
+        if most is not None and self.target_sparsity > most:
+            raise ConfigError(f"sparsity.target={self.target_sparsity} is unreachable with method.granularity=units: "
+                              f"removing channels can save at most {most:.3f} of the model's cost; ask for less")
 
     def schedule_phases(self) -> list[dict]:
         w, p = self.weights, self.phases

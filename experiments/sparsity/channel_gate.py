@@ -41,9 +41,6 @@ class ChannelGate(nn.Module):
         self.t = nn.Parameter(t)
         self.slope, self.channel_dim = float(slope), int(channel_dim)
 
-    def mask(self) -> torch.Tensor:
-        return self.t.detach() >= 0
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m = _StraightThroughGate.apply(self.t, self.slope).to(x.dtype)
         width = x.shape[self.channel_dim]

@@ -199,3 +199,11 @@ def test_structured_hyperflows_run_removes_channels_to_the_asked_mac_fraction(tm
     assert sum(m["kept_channels"].values()) < 16 + 120 + 84   # conv1 is the stem (kept whole)
     assert m["params_total"] == sum(p.numel() for p in model.parameters())
     assert len(m["hyperflows_history"]["density"]) == 3
+
+
+def test_a_target_beyond_what_units_can_remove_is_a_config_error(tmp_path):
+    from experiments.pipeline import RunFailed, run
+
+    with pytest.raises(RunFailed, match=r"sparsity.target=0.95 is unreachable with method.granularity=units"):
+        run(compose_cfg(TINY + ["model=lenet5", "method=hyperflows_structured", "sparsity.target=0.95",
+                                "method.figures=false"], tmp_path))
