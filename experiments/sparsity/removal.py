@@ -29,25 +29,45 @@ def remove_channels(model: nn.Module, example: torch.Tensor, units: list[Unit],
     return model
 
 
+#: batch size of ``target_kind=latency`` (the speed that matters for throughput)
+LATENCY_BATCH = 64
+
+
+def latency_cost(model: nn.Module, example: torch.Tensor) -> float:
+    """Measured batch-64 latency (ms) of ``model`` in its deployment form (BN folded, channels-last), best of three
+    medians: the cost ``target_kind=latency`` reduces."""
+    from experiments.measure import in_form, latency_ms
+
+    x = example[:1].expand(LATENCY_BATCH, *example.shape[1:]).contiguous()
+    with torch.inference_mode():
+        net, xd = in_form(model, "deploy", x)
+        return min(latency_ms(net, xd, repeats=10) for _ in range(3))
+
+
 def cost(model: nn.Module, example: torch.Tensor, kind: str) -> float:
-    """MACs or parameter count of ``model`` (what a ``target_kind`` reduction is measured in)."""
+    """MACs, parameter count or measured latency of ``model`` (what a ``target_kind`` reduction is measured in)."""
     if kind == "macs":
         return float(count_macs(model, example)["macs_dense"])
     if kind == "params":
         return float(sum(p.numel() for p in model.parameters()))
-    raise ConfigError(f"method.target_kind={kind!r}; use channels, macs or params")
+    if kind == "latency":
+        return latency_cost(model, example)
+    raise ConfigError(f"method.target_kind={kind!r}; use channels, macs, params or latency")
 
 
 def channel_ratio_for(model: nn.Module, example: torch.Tensor, scores: dict[str, torch.Tensor], target: float,
                       kind: str, include_residual: bool = False, ignore=None, prune_heads: bool = False,
-                      global_ranking: bool = False, normalize: str = "mean", steps: int = 12) -> float:
-    """Bisection on the per-layer channel ratio so that the ``kind`` cost drops by at least ``target``."""
+                      global_ranking: bool = False, normalize: str = "mean", steps: int = 12,
+                      round_to: int = 1) -> float:
+    """Bisection on the per-layer channel ratio so that the ``kind`` cost drops by at least ``target`` (widths
+    rounded to ``round_to`` as the final selection rounds them; ``latency`` is measured, so the bisection sees the
+    kernels' real steps, e.g. with ``round_to=16`` the widths CPU conv kernels compute in one block)."""
     base = cost(model, example, kind)
 
     def reduction(r: float) -> float:
         m = copy.deepcopy(model)
         units = find_units(m, example, include_residual, ignore, prune_heads)
-        remove_channels(m, example, units, select_keep(scores, r, global_ranking, normalize))
+        remove_channels(m, example, units, select_keep(scores, r, global_ranking, normalize, round_to))
         return 1.0 - cost(m, example, kind) / base
 
     lo, hi = 0.0, 0.999

@@ -137,3 +137,35 @@ def test_params_target_is_reached_and_counted_like_a_fresh_count():
                    "num_batches_tracked")))
     assert 1 - params_after(ratio) / dense_params >= 0.3
     assert 1 - params_after(ratio - 0.05) / dense_params < 0.3
+
+
+def test_latency_target_bisects_on_the_measured_cost_with_the_final_rounding(monkeypatch):
+    """target_kind=latency: the bisection reads removal.latency_cost (scripted here: padded MACs, a step function
+    of the widths) and rounds widths as the final selection will, so the chosen ratio reaches the target."""
+    import copy
+
+    import pytest
+
+    from experiments.measure import padded_macs
+    from experiments.models import create_model
+    from experiments.sparsity import removal
+    from experiments.sparsity.selection import select_keep
+    from experiments.sparsity.units import find_units
+
+    model = create_model("resnet8", num_classes=10, in_channels=1, image_size=28).eval()
+    x = torch.zeros(1, 1, 28, 28)
+    monkeypatch.setattr(removal, "latency_cost", lambda m, ex: float(padded_macs(m, ex[:1], block=8)))
+    units = find_units(model, x)
+    g = torch.Generator().manual_seed(0)
+    scores = {u.name: torch.rand(u.num_channels, generator=g) for u in units}
+
+    def reduction(r):
+        m = copy.deepcopy(model)
+        remove_channels(m, x, find_units(m, x), select_keep(scores, r, round_to=8))
+        return 1 - padded_macs(m, x, block=8) / padded_macs(model, x, block=8)
+
+    ratio = removal.channel_ratio_for(model, x, scores, 0.4, "latency", round_to=8)
+    assert reduction(ratio) >= 0.4
+    assert reduction(ratio - 3e-4) < 0.4     # the smallest such ratio, to the bisection's 0.999 / 2^12
+    with pytest.raises(ValueError, match="target_kind='watts'"):
+        removal.cost(model, x, "watts")
