@@ -16,6 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+#: a Linear layer with fewer zeros than this is not worth timing as CSR
+MIN_SPARSITY = 0.5
+
 
 class SparseLinear(nn.Module):
     """y = x Wᵀ + b with W stored as CSR (only the non-zeros); inputs of any rank ``(..., in_features)``."""
@@ -63,7 +66,7 @@ def time_linear(linear: nn.Linear, x: torch.Tensor, repeats: int = 30) -> tuple[
 
 
 @torch.inference_mode()
-def sparsify(model: nn.Module, example: torch.Tensor, min_speedup: float = 1.1, min_sparsity: float = 0.5,
+def sparsify(model: nn.Module, example: torch.Tensor, min_speedup: float = 1.1, min_sparsity: float = MIN_SPARSITY,
              repeats: int = 30) -> tuple[nn.Module, dict]:
     """Replace (in place) each Linear whose weights are at least ``min_sparsity`` zero and whose CSR form is at least
     ``min_speedup`` × faster on the input it receives for ``example``; returns ``(model, report)`` with

@@ -93,6 +93,7 @@ def test_speedups_take_each_models_fastest_form_at_its_best_round(monkeypatch):
              ("p", "eager"): [2.0, 2.0, 2.0], ("p", "deploy"): [1.5, 0.5, 3.0], ("p", "sparse"): [0.6, 0.7, 0.8]}
     calls = {k: iter(v) for k, v in times.items()}
     monkeypatch.setattr(measure, "in_form", lambda net, form, x: ((net, form), x))
+    monkeypatch.setattr(measure, "forms_for", lambda net: measure.FORMS)
     monkeypatch.setattr(measure, "latency_ms", lambda key, x, repeats: next(calls[key]))
     out = measure.speedups("d", "p", {64: torch.zeros(1)}, repeats=1, rounds=3)
     assert out["speedup_bs64"] == 3.0 / 0.5 and out["speedup_form_bs64"] == "deploy vs dense deploy"
@@ -116,6 +117,17 @@ def test_the_deployment_form_computes_what_the_model_computes():
     assert xd.is_contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         assert torch.allclose(net(xd), model(x), atol=1e-4)
+
+
+def test_the_sparse_form_is_timed_only_for_a_model_with_mostly_zero_linear_layers():
+    from experiments.measure import forms_for
+    from experiments.models import create_model
+
+    model = create_model("lenet300", num_classes=10, in_channels=1, image_size=28)
+    assert forms_for(model) == ("eager", "deploy")
+    with torch.no_grad():
+        model.fc1.weight[:, : model.fc1.in_features * 3 // 4] = 0.0   # 75 % zeros in one layer
+    assert forms_for(model) == ("eager", "deploy", "sparse")
 
 
 def test_sparse_form_computes_what_the_masked_model_computes():
