@@ -31,12 +31,15 @@ import torch
 from torch import nn
 
 from experiments import options
+from experiments.distributed import is_distributed
 from experiments.errors import ConfigError
 from experiments.method import Method
+from experiments.sparsity.flow_mask import flow_masks
 from experiments.sparsity.masks import layer_densities, original_weights
 from experiments.train import Callback, ExtraOptimizer
 
 from . import figures
+from .flow_step import FLOW_STEPS, InBackwardFlowStep
 from .flows import Flows, create_granularity
 from .options import Control, Phases, Pressure, Regrowth, WeightRecipe
 from .pressure import add_pressure_grad_, pressure_loss
@@ -92,8 +95,10 @@ class HyperflowsCallback(Callback):
     """Per-step pressure gradient on t; per-epoch density, flips, γ update, phase switch, instrumentation."""
 
     def __init__(self, model: nn.Module, flows: Flows, target_sparsity: float, phases: Phases, pressure: Pressure,
-                 control: Control, regrowth: Regrowth, flow_lr: float, closed_loop: bool, per_weight: bool = True):
-        self.model, self.flows, self.per_weight = model, flows, per_weight
+                 control: Control, regrowth: Regrowth, flow_lr: float, closed_loop: bool, per_weight: bool = True,
+                 flow_step: str = "in_backward"):
+        self.model, self.flows, self.per_weight, self.flow_step = model, flows, per_weight, flow_step
+        self.in_backward = False   # set by optimizers(): t is updated inside backward (hyperflows.flow_step)
         self.phases, self.pressure, self.regrowth, self.flow_lr = phases, pressure, regrowth, flow_lr
         self.names, self.ts, self.n = flows.names, flows.ts, flows.n
         self.scheduler = None
@@ -120,7 +125,34 @@ class HyperflowsCallback(Callback):
         self.flow_opt = adam(self.ts, self.flow_lr)
         schedule = FlowLRSchedule(self.flow_lr, p.pressure_epochs, r.flow_lr_scale, r.flow_lr_decay,
                                   r.flow_lr_zero_after, p.pressure_epochs + p.regrowth_epochs, r.flow_lr_first_power)
-        return [ExtraOptimizer(self.flow_opt, schedule, name="flow")]
+        self.in_backward = self.flow_step == "in_backward" and self.in_backward_possible(trainer)
+        if self.in_backward:
+            step = InBackwardFlowStep(self.flow_opt, self.pressure_grad)
+            for mask in flow_masks(self.model).values():
+                mask.sink = step
+        return [ExtraOptimizer(self.flow_opt, schedule, name="flow", in_backward=self.in_backward)]
+
+    def in_backward_possible(self, trainer: "Trainer") -> bool:
+        """Per-weight flows, and nothing that needs every ∂L/∂t before the update (gradient clipping, DDP's
+        all-reduce, a compiled step): elsewhere the reference step runs."""
+        ok = self.per_weight and not trainer.grad_clip and not trainer.compile and not is_distributed()
+        if self.per_weight and not ok:
+            log.info("hyperflows: method.flow_step=in_backward needs no trainer.grad_clip, compile or DDP; "
+                     "the flows take the optimizer step")
+        return ok
+
+    def pressure_grad(self, t: torch.Tensor) -> float | torch.Tensor:
+        """∂L_pressure/∂t of one flow tensor now (eq. 10: λ/N, times 1(t > −ε) with a threshold); 0 when off."""
+        if not (self.pressure_on and self.lam > 0):
+            return 0.0
+        step = self.lam / max(self.n, 1)
+        if self.pressure.threshold is None:
+            return step
+        return (t > -self.pressure.threshold).to(t.dtype).mul_(step)
+
+    def on_fit_end(self, trainer: "Trainer") -> None:
+        for mask in flow_masks(self.model).values():
+            mask.sink = None
 
     # -- per step -----------------------------------------------------------------------------------
     def ticks_at(self, trainer: "Trainer") -> dict[int, int]:
@@ -152,7 +184,7 @@ class HyperflowsCallback(Callback):
         return self.flows.density()
 
     def on_after_backward(self, trainer: "Trainer") -> None:
-        if self.pressure_on and self.lam > 0:
+        if self.pressure_on and self.lam > 0 and not self.in_backward:   # in backward: folded into the t step
             add_pressure_grad_(self.ts, self.lam, self.pressure.threshold, self.flows.shares)
 
     @torch.no_grad()
@@ -246,7 +278,7 @@ class Hyperflows(Method):
                  pressure: Pressure | Mapping | None = None, scheduler: Control | Mapping | None = None,
                  regrowth: Regrowth | Mapping | None = None, weights: WeightRecipe | Mapping | None = None,
                  label_smoothing: float = 0.1, figures: bool = True, lr: float | None = None,
-                 granularity: str = "weights", units: Mapping | None = None):
+                 granularity: str = "weights", units: Mapping | None = None, flow_step: str = "in_backward"):
         super().__init__(name=name, finetune=True, lr=lr)
         if not 0.0 <= float(target_sparsity) < 1.0:
             raise ConfigError(f"method.target_sparsity={target_sparsity} must be in [0, 1)")
@@ -265,6 +297,9 @@ class Hyperflows(Method):
         self.seed = int(seed)
         self.make_figures = bool(figures)
         self.granularity = create_granularity(granularity, self.t_init, self.ste_slope, self.seed, units)
+        if flow_step not in FLOW_STEPS:
+            raise ConfigError(f"method.flow_step={flow_step!r}; use {' or '.join(FLOW_STEPS)}")
+        self.flow_step = flow_step
         self.callback: HyperflowsCallback | None = None
 
     # -- stages -------------------------------------------------------------------------------------
@@ -293,7 +328,8 @@ class Hyperflows(Method):
         """The per-step/per-epoch hook of this method's options on ``model`` (its flow masks attached)."""
         return HyperflowsCallback(model, self.granularity.flows(model), self.target_sparsity, self.phases,
                                   self.pressure, self.control, self.regrowth, self.flow_lr,
-                                  closed_loop=self.closed_loop, per_weight=self.granularity.per_weight)
+                                  closed_loop=self.closed_loop, per_weight=self.granularity.per_weight,
+                                  flow_step=self.flow_step)
 
     def fit_options(self, ctx: "StageContext") -> dict:
         """E_p + E_r epochs, SGD on the weights with the two cosine phases, the method's label smoothing."""

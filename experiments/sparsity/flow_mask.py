@@ -8,8 +8,14 @@ Forward ŵ = w ⊙ H(t) (eqs. 4–5, a tie counts as kept). Backward, with a con
 so a pruned weight (m = 0) still receives ∂L/∂t: its *flow* (eq. 7), the first-order estimate of
 what bringing it back would do to the loss. Both gradients come out of one fused autograd function
 (one saved mask, no separate Heaviside node), which keeps the per-step overhead small.
+
+A mask may carry a ``sink``: then backward hands (t, ∂L/∂ŵ, w, c) to it instead of returning ∂L/∂t, and the sink
+updates t in place (:class:`hyperflows.flow_step.InBackwardFlowStep`: pressure folded in, Adam applied), so t
+never gets a ``.grad``: one pass and one tensor of N fewer per step.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 from torch import nn
@@ -17,31 +23,40 @@ from torch import nn
 from .masks import attach_masks, mask_modules
 
 
+#: what a mask's sink is called with in backward: (t, ∂L/∂ŵ, w, slope); it updates t in place
+FlowSink = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], None]
+
+
 def heaviside(t: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """1[t ≥ 0] as floats: clamp(sign(t) + 1, max=1) (t = ±0 → 1). Two float passes; on CPU this is several
-    times faster than ``(t >= 0).to(dtype)``, whose bool comparison and cast are not vectorised."""
-    return torch.sign(t).add_(1).clamp_(max=1).to(dtype or t.dtype)
+    """1[t ≥ 0] as floats (t = ±0 → 1), written by the comparison straight into a float tensor: one pass; on CPU
+    ``(t >= 0).to(dtype)`` is several times slower (its bool result and cast are not vectorised)."""
+    return torch.ge(t, 0, out=torch.empty(t.shape, dtype=dtype or t.dtype, device=t.device))
 
 
 class _FlowMaskedWeight(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, w, t, slope):
+    def forward(ctx, w, t, slope, sink):
         m = heaviside(t, w.dtype)
         ctx.save_for_backward(w, m)
-        ctx.slope = slope
+        ctx.slope, ctx.sink, ctx.t = slope, sink, (t if sink is not None else None)
         return w * m
 
     @staticmethod
     def backward(ctx, g):
         w, m = ctx.saved_tensors
         gw = g * m if ctx.needs_input_grad[0] else None
+        if ctx.sink is not None:              # t is updated here, in place; it gets no .grad
+            ctx.sink(ctx.t, g, w, ctx.slope)
+            return gw, None, None, None
         gt = (g * w).mul_(ctx.slope) if ctx.needs_input_grad[1] else None
-        return gw, gt, None
+        return gw, gt, None, None
 
 
-def flow_masked_weight(w: torch.Tensor, t: torch.Tensor, slope: float = 0.25) -> torch.Tensor:
-    """ŵ = w ⊙ [t ≥ 0] with the constant-slope straight-through gradient for t (eq. 6)."""
-    return _FlowMaskedWeight.apply(w, t, slope)
+def flow_masked_weight(w: torch.Tensor, t: torch.Tensor, slope: float = 0.25,
+                       sink: FlowSink | None = None) -> torch.Tensor:
+    """ŵ = w ⊙ [t ≥ 0] with the constant-slope straight-through gradient for t (eq. 6); with ``sink``, backward
+    passes (t, ∂L/∂ŵ, w, slope) to it instead of returning ∂L/∂t."""
+    return _FlowMaskedWeight.apply(w, t, slope, sink)
 
 
 class FlowMask(nn.Module):
@@ -54,9 +69,11 @@ class FlowMask(nn.Module):
         t.uniform_(init, 2.5 * init, generator=generator)   # U[t0, 2.5 t0]: every weight starts active
         self.t = nn.Parameter(t.to(weight.device))
         self.slope = float(slope)
+        #: set while a method updates t inside backward (:data:`FlowSink`); None: t gets its gradient
+        self.sink: FlowSink | None = None
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
-        return flow_masked_weight(w, self.t, self.slope)
+        return flow_masked_weight(w, self.t, self.slope, self.sink)
 
     def current_mask(self) -> torch.Tensor:
         return self.t.detach() >= 0
@@ -72,6 +89,11 @@ def attach_flow_masks(model: nn.Module, init: float = 0.2, slope: float = 0.25,
     return attach_masks(model, lambda name, layer: FlowMask(layer.weight, init, slope, gen))
 
 
+def flow_masks(model: nn.Module) -> dict[str, FlowMask]:
+    """name -> FlowMask of every flow-masked layer."""
+    return {name: m for name, m in mask_modules(model).items() if isinstance(m, FlowMask)}
+
+
 def flow_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
     """name -> t of every flow-masked layer."""
-    return {name: m.t for name, m in mask_modules(model).items() if isinstance(m, FlowMask)}
+    return {name: m.t for name, m in flow_masks(model).items()}

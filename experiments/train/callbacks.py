@@ -28,6 +28,9 @@ class ExtraOptimizer:
     optimizer: torch.optim.Optimizer
     schedule: "LRSchedule | None" = None  # None: the method manages this optimizer's LR itself
     name: str = "extra"
+    #: the method applies this optimizer's update inside backward (its params get no .grad): the trainer schedules
+    #: its LR and checkpoints its state but neither zeroes nor steps it
+    in_backward: bool = False
 
 
 class Callback:

@@ -107,6 +107,8 @@ class Trainer:
         self.global_step = step_offset
         self.result = FitResult()
         self.last_loss: torch.Tensor | None = None
+        #: the training step runs through ``torch.compile`` (a method's in-backward updates are then not used)
+        self.compile = bool(compile)
         self.extras: list[ExtraOptimizer] = []
         for cb in self.callbacks:
             self.extras.extend(cb.optimizers(self))
@@ -174,7 +176,7 @@ class Trainer:
     def train_epoch(self, epoch: int) -> dict:
         self.forward_model.train()
         self.model.train()
-        optimizers = [self.optimizer] + [e.optimizer for e in self.extras]
+        optimizers = [self.optimizer] + [e.optimizer for e in self.extras if not e.in_backward]
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         seen, skip = 0, 0

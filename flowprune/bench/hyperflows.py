@@ -6,7 +6,10 @@ Each regime is the project's own ``Trainer.train_epoch`` over the same in-memory
 - ``masked``: ``experiments.sparsity.masks.BinaryMask`` on every Conv2d/Linear weight + the baselines'
   ``MaskUpdater`` with no rules (masks re-applied, momentum masked after each step);
 - ``hyperflows``: ``FlowMask`` on every weight + ``HyperflowsCallback`` (pressure gradient each step,
-  Adam on t, scheduler ticks), with a non-zero λ so the pressure path runs.
+  Adam on t, scheduler ticks), with a non-zero λ so the pressure path runs; the default ``method.flow_step``
+  (``in_backward``: pressure folded in, Adam on t inside backward, no t.grad);
+- ``hyperflows_reference``: the same with ``method.flow_step=optimizer`` (t.grad, a pressure pass, Adam after
+  backward), to which the default is bit-equal.
 
 Regimes alternate (dense, masked, hyperflows, dense, …) and the median over repeats is reported.
 Memory: on CUDA the peak allocated bytes of a training block; on CPU the persistent training state
@@ -34,7 +37,7 @@ from experiments.train import Trainer, create_schedule
 from flowprune.bench import add_out, out_stem
 from hyperflows.method import Hyperflows
 
-REGIMES = ("dense", "masked", "hyperflows")
+REGIMES = ("dense", "masked", "hyperflows", "hyperflows_reference")
 #: model -> (in_channels, image size, classes)
 GEOMETRY = {"lenet300": (1, 28, 10), "lenet5": (1, 28, 10), "resnet50_cifar": (3, 32, 10),
             "vgg19_cifar": (3, 32, 10), "resnet8": (3, 32, 10), "resnet20": (3, 32, 10)}
@@ -49,9 +52,11 @@ def build_trainer(name: str, regime: str, batches: list, device: torch.device) -
         attach_masks(model, lambda n, layer: BinaryMask(layer.weight))
         set_masks(model, global_magnitude_masks(dict(original_weights(model)), 0.1))
         callbacks = [MaskUpdater(model, StepClock())]
-    elif regime == "hyperflows":
+    elif regime.startswith("hyperflows"):
         attach_flow_masks(model, seed=0)
-        cb = Hyperflows(target_sparsity=0.9, epochs=10, seed=0, scheduler={"updates_per_epoch": 4}).make_callback(model)
+        step = "optimizer" if regime == "hyperflows_reference" else "in_backward"
+        cb = Hyperflows(target_sparsity=0.9, epochs=10, seed=0, scheduler={"updates_per_epoch": 4},
+                        flow_step=step).make_callback(model)
         cb.lam = 0.5 ** 1.5       # pressure on: the per-step path includes the pressure gradient
         callbacks = [cb]
     if device.type == "cuda":
@@ -65,13 +70,15 @@ def build_trainer(name: str, regime: str, batches: list, device: torch.device) -
 
 
 def state_bytes(trainer: Trainer) -> int:
-    """Parameters + gradients + optimizer state of every optimizer (the persistent training state)."""
+    """Parameters + the gradients that exist + optimizer state of every optimizer (the persistent training state;
+    read after a training block, when every trained parameter's gradient is there unless its step needs none)."""
     opts = [trainer.optimizer] + [e.optimizer for e in trainer.extras]
     total = sum(b.numel() * b.element_size() for b in trainer.model.buffers())
     for opt in opts:
         for g in opt.param_groups:
             for p in g["params"]:
-                total += 2 * p.numel() * p.element_size()
+                total += p.numel() * p.element_size()
+                total += p.grad.numel() * p.grad.element_size() if p.grad is not None else 0
                 total += sum(v.numel() * v.element_size() for v in opt.state.get(p, {}).values()
                              if torch.is_tensor(v) and v.ndim > 0)
     return total
