@@ -158,6 +158,8 @@ class StructuredPruning(Method):
                 out["splits"].append({n: self.scores(create_scorer(n, seed=self.scorer.seed), st)
                                       for n in SCORERS if SCORERS[n].needs != "none"})
         out["weight_l1"] = self.scores(create_scorer("l1"))
+        if self.target_kind == "channels":   # top-k sets at the kept fraction this run prunes to
+            ctx.metrics.update(analysis.selection_summary(out["scorers"], out["splits"], 1.0 - self.target))
         path = ctx.run_dir / "unit_scores.pt"
         torch.save(out, path)
         ctx.metrics["scores_file"] = str(path)

@@ -18,17 +18,31 @@ from torch.optim.adam import adam
 
 #: ``method.flow_step`` values
 FLOW_STEPS = ("in_backward", "optimizer")
+#: ``method.flow_dtype`` values
+FLOW_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def stochastic_round_bf16(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """fp32 ``x`` to bfloat16, rounded up or down (in magnitude) with probability proportional to the distance, so
+    E[result] = x: a random 16-bit integer is added to the bit pattern and the low 16 bits are cut. Round-to-nearest
+    would drop every Adam update smaller than half a bf16 step (most of them at Hyperflows' t-LR)."""
+    noise = torch.randint(0, 1 << 16, x.shape, dtype=torch.int32, device=x.device, generator=generator)
+    return noise.add_(x.contiguous().view(torch.int32)).bitwise_and_(-65536).view(torch.float32).to(torch.bfloat16)
 
 
 class InBackwardFlowStep:
     """A :data:`experiments.sparsity.flow_mask.FlowSink`: t ← Adam(t, c·w ⊙ ∂L/∂ŵ + pressure(t)), in place.
 
     ``pressure(t)`` is the pressure gradient of that flow tensor (a float, or a tensor for a threshold or cost
-    shares), read at each call, so the scheduler's λ changes take effect on the next step."""
+    shares), read at each call, so the scheduler's λ changes take effect on the next step. Flows stored in bfloat16
+    (``method.flow_dtype``, with their Adam moments) are updated in fp32 and stochastically rounded back."""
 
-    def __init__(self, optimizer: torch.optim.Adam, pressure: Callable[[torch.Tensor], float | torch.Tensor]):
+    def __init__(self, optimizer: torch.optim.Adam, pressure: Callable[[torch.Tensor], float | torch.Tensor],
+                 seed: int = 0):
         self.optimizer, self.pressure = optimizer, pressure
         self.group = optimizer.param_groups[0]
+        #: the stochastic rounding's own stream (the data order and everything else keep theirs)
+        self.generator = torch.Generator().manual_seed(seed)
 
     def state(self, t: torch.Tensor) -> dict:
         """Adam's state of ``t``, created as ``torch.optim.Adam`` creates it (so state_dict/resume are unchanged)."""
@@ -46,14 +60,26 @@ class InBackwardFlowStep:
         p = self.pressure(t)
         if torch.is_tensor(p) or p != 0:
             grad.add_(p)
-        st, grp = self.state(t), self.group
+        st = self.state(t)
+        if t.dtype == torch.float32:
+            self.adam_(t, grad, st["exp_avg"], st["exp_avg_sq"], st["step"])
+            return
+        full = [t.float(), st["exp_avg"].float(), st["exp_avg_sq"].float()]
+        self.adam_(full[0], grad.float(), full[1], full[2], st["step"])
+        gen = self.generator if t.device.type == "cpu" else None
+        for low, high in zip((t, st["exp_avg"], st["exp_avg_sq"]), full):
+            low.copy_(stochastic_round_bf16(high, gen))
+
+    def adam_(self, t, grad, exp_avg, exp_avg_sq, step) -> None:
+        """One Adam step on fp32 tensors in place, as ``torch.optim.Adam`` with this group's settings does it."""
+        grp = self.group
         beta1, beta2 = grp["betas"]
         if grp["fused"]:   # the kernel torch.optim.Adam(fused=True) calls, without its per-step Python grouping
-            st["step"].add_(1)
-            torch._fused_adam_([t], [grad], [st["exp_avg"]], [st["exp_avg_sq"]], [], [st["step"]], lr=grp["lr"],
-                               beta1=beta1, beta2=beta2, weight_decay=grp["weight_decay"], eps=grp["eps"],
-                               amsgrad=False, maximize=False)
+            step.add_(1)
+            torch._fused_adam_([t], [grad], [exp_avg], [exp_avg_sq], [], [step], lr=grp["lr"], beta1=beta1,
+                               beta2=beta2, weight_decay=grp["weight_decay"], eps=grp["eps"], amsgrad=False,
+                               maximize=False)
             return
-        adam([t], [grad], [st["exp_avg"]], [st["exp_avg_sq"]], [], [st["step"]], foreach=grp["foreach"],
-             capturable=grp["capturable"], fused=False, amsgrad=False, beta1=beta1, beta2=beta2,
-             lr=grp["lr"], weight_decay=grp["weight_decay"], eps=grp["eps"], maximize=False)
+        adam([t], [grad], [exp_avg], [exp_avg_sq], [], [step], foreach=grp["foreach"], capturable=grp["capturable"],
+             fused=False, amsgrad=False, beta1=beta1, beta2=beta2, lr=grp["lr"], weight_decay=grp["weight_decay"],
+             eps=grp["eps"], maximize=False)

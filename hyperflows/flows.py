@@ -86,11 +86,12 @@ class WeightFlows:
 
     per_weight = True
 
-    def __init__(self, t_init: float = 0.2, ste_slope: float = 0.25, seed: int = 0):
-        self.t_init, self.ste_slope, self.seed = t_init, ste_slope, seed
+    def __init__(self, t_init: float = 0.2, ste_slope: float = 0.25, seed: int = 0,
+                 dtype: torch.dtype = torch.float32):
+        self.t_init, self.ste_slope, self.seed, self.dtype = t_init, ste_slope, seed, dtype
 
     def attach(self, ctx: "StageContext") -> None:
-        attach_flow_masks(ctx.model, init=self.t_init, slope=self.ste_slope, seed=self.seed)
+        attach_flow_masks(ctx.model, init=self.t_init, slope=self.ste_slope, seed=self.seed, dtype=self.dtype)
 
     def flows(self, model: nn.Module) -> Flows:
         params = flow_parameters(model)
@@ -104,10 +105,14 @@ class WeightFlows:
         return {}
 
 
-def create_granularity(name: str, t_init: float, ste_slope: float, seed: int, units=None) -> Granularity:
+def create_granularity(name: str, t_init: float, ste_slope: float, seed: int, units=None,
+                       dtype: torch.dtype = torch.float32) -> Granularity:
     """``weights`` (the paper) or ``units`` (conv channels / MLP neurons, physically removed at the end)."""
     if name == "weights":
-        return WeightFlows(t_init, ste_slope, seed)
+        return WeightFlows(t_init, ste_slope, seed, dtype)
+    if dtype != torch.float32:
+        raise ConfigError("method.flow_dtype=bfloat16 is for per-weight flows (method.granularity=weights); "
+                          "unit flows are a few hundred numbers: keep float32")
     if name == "units":
         from .structured import UnitFlows
         return UnitFlows(units, t_init, ste_slope, seed)

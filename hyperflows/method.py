@@ -39,7 +39,7 @@ from experiments.sparsity.masks import layer_densities, original_weights
 from experiments.train import Callback, ExtraOptimizer
 
 from . import figures
-from .flow_step import FLOW_STEPS, InBackwardFlowStep
+from .flow_step import FLOW_DTYPES, FLOW_STEPS, InBackwardFlowStep
 from .flows import Flows, create_granularity
 from .options import Control, Phases, Pressure, Regrowth, WeightRecipe
 from .pressure import add_pressure_grad_, pressure_loss
@@ -96,8 +96,10 @@ class HyperflowsCallback(Callback):
 
     def __init__(self, model: nn.Module, flows: Flows, target_sparsity: float, phases: Phases, pressure: Pressure,
                  control: Control, regrowth: Regrowth, flow_lr: float, closed_loop: bool, per_weight: bool = True,
-                 flow_step: str = "in_backward"):
+                 flow_step: str = "in_backward", seed: int = 0):
         self.model, self.flows, self.per_weight, self.flow_step = model, flows, per_weight, flow_step
+        self.seed = seed
+        self.sink: InBackwardFlowStep | None = None
         self.in_backward = False   # set by optimizers(): t is updated inside backward (hyperflows.flow_step)
         self.phases, self.pressure, self.regrowth, self.flow_lr = phases, pressure, regrowth, flow_lr
         self.names, self.ts, self.n = flows.names, flows.ts, flows.n
@@ -126,10 +128,14 @@ class HyperflowsCallback(Callback):
         schedule = FlowLRSchedule(self.flow_lr, p.pressure_epochs, r.flow_lr_scale, r.flow_lr_decay,
                                   r.flow_lr_zero_after, p.pressure_epochs + p.regrowth_epochs, r.flow_lr_first_power)
         self.in_backward = self.flow_step == "in_backward" and self.in_backward_possible(trainer)
+        low = any(t.dtype != torch.float32 for t in self.ts)
+        if low and not self.in_backward:
+            raise ConfigError("method.flow_dtype=bfloat16 needs method.flow_step=in_backward (round-to-nearest Adam "
+                              "on bf16 flows drops most updates) and no trainer.grad_clip, compile or DDP")
         if self.in_backward:
-            step = InBackwardFlowStep(self.flow_opt, self.pressure_grad)
+            self.sink = InBackwardFlowStep(self.flow_opt, self.pressure_grad, seed=self.seed)
             for mask in flow_masks(self.model).values():
-                mask.sink = step
+                mask.sink = self.sink
         return [ExtraOptimizer(self.flow_opt, schedule, name="flow", in_backward=self.in_backward)]
 
     def in_backward_possible(self, trainer: "Trainer") -> bool:
@@ -148,12 +154,14 @@ class HyperflowsCallback(Callback):
         step = self.lam / max(self.n, 1)
         if self.pressure.threshold is None:
             return step
-        return (t > -self.pressure.threshold).to(t.dtype).mul_(step)
+        return (t > -self.pressure.threshold).to(torch.float32).mul_(step)
 
     def on_fit_end(self, trainer: "Trainer") -> None:
+        """Detach the sinks; bf16 flows go back to fp32 (snap and finalize see exact values)."""
         for mask in flow_masks(self.model).values():
             mask.sink = None
-
+            if mask.t.dtype != torch.float32:
+                mask.t.data = mask.t.data.float()
     # -- per step -----------------------------------------------------------------------------------
     def ticks_at(self, trainer: "Trainer") -> dict[int, int]:
         """Steps of an epoch after which an intermediate scheduler update runs -> its index q (the last
@@ -256,7 +264,8 @@ class HyperflowsCallback(Callback):
         return {"lam": self.lam, "scheduler": self.scheduler.state_dict() if self.scheduler else None,
                 "hold": self.hold.state_dict() if self.hold else None,
                 "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
-                "prev_masks": self.prev_masks, "hist_prune_end": self.hist_prune_end}
+                "prev_masks": self.prev_masks, "hist_prune_end": self.hist_prune_end,
+                "rounding_rng": self.sink.generator.get_state() if self.sink is not None else None}
 
     def load_state_dict(self, state: dict) -> None:
         self.lam = state["lam"]
@@ -267,6 +276,8 @@ class HyperflowsCallback(Callback):
         self.prev_masks = state.get("prev_masks")
         self.epoch, self.step_in_epoch = state.get("epoch", 0), state.get("step_in_epoch", 0)
         self.hist_prune_end = state.get("hist_prune_end")
+        if self.sink is not None and state.get("rounding_rng") is not None:
+            self.sink.generator.set_state(state["rounding_rng"])
 
 
 class Hyperflows(Method):
@@ -278,7 +289,8 @@ class Hyperflows(Method):
                  pressure: Pressure | Mapping | None = None, scheduler: Control | Mapping | None = None,
                  regrowth: Regrowth | Mapping | None = None, weights: WeightRecipe | Mapping | None = None,
                  label_smoothing: float = 0.1, figures: bool = True, lr: float | None = None,
-                 granularity: str = "weights", units: Mapping | None = None, flow_step: str = "in_backward"):
+                 granularity: str = "weights", units: Mapping | None = None, flow_step: str = "in_backward",
+                 flow_dtype: str = "float32"):
         super().__init__(name=name, finetune=True, lr=lr)
         if not 0.0 <= float(target_sparsity) < 1.0:
             raise ConfigError(f"method.target_sparsity={target_sparsity} must be in [0, 1)")
@@ -296,9 +308,15 @@ class Hyperflows(Method):
         self.label_smoothing = float(label_smoothing)
         self.seed = int(seed)
         self.make_figures = bool(figures)
-        self.granularity = create_granularity(granularity, self.t_init, self.ste_slope, self.seed, units)
         if flow_step not in FLOW_STEPS:
             raise ConfigError(f"method.flow_step={flow_step!r}; use {' or '.join(FLOW_STEPS)}")
+        if flow_dtype not in FLOW_DTYPES:
+            raise ConfigError(f"method.flow_dtype={flow_dtype!r}; use {' or '.join(FLOW_DTYPES)}")
+        if flow_dtype != "float32" and flow_step != "in_backward":
+            raise ConfigError("method.flow_dtype=bfloat16 needs method.flow_step=in_backward (stochastic rounding "
+                              "happens in the in-backward step)")
+        self.granularity = create_granularity(granularity, self.t_init, self.ste_slope, self.seed, units,
+                                              FLOW_DTYPES[flow_dtype])
         self.flow_step = flow_step
         self.callback: HyperflowsCallback | None = None
 
@@ -329,7 +347,7 @@ class Hyperflows(Method):
         return HyperflowsCallback(model, self.granularity.flows(model), self.target_sparsity, self.phases,
                                   self.pressure, self.control, self.regrowth, self.flow_lr,
                                   closed_loop=self.closed_loop, per_weight=self.granularity.per_weight,
-                                  flow_step=self.flow_step)
+                                  flow_step=self.flow_step, seed=self.seed)
 
     def fit_options(self, ctx: "StageContext") -> dict:
         """E_p + E_r epochs, SGD on the weights with the two cosine phases, the method's label smoothing."""

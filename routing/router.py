@@ -166,6 +166,11 @@ class Router:
         # optimistic reference: the cheapest test point within tolerance of the full model (selected on test)
         ok = main_curve[main_curve["acc_test"] >= full_test - self.tolerance - 1e-9]
         tm = ok.loc[ok["escalation_test"].idxmin()] if len(ok) else None
+        # per test image at the chosen τ: routed vs full correctness (worse / same / better), for CIs over images
+        esc = (self.policy.score(test) < float(pt["tau"])).cpu()
+        routed = torch.where(esc, test.full_correct, test.pruned_correct)
+        diff = routed.int() - test.full_correct.int()
+        counts = [int((diff == v).sum()) for v in (-1, 0, 1)]
         aurocs = {f"routing_auroc_{n}": evaluate_auroc(n, test, self.seed) for n in ZERO_COST
                   if n != "l1" or test.pruned_features is not None}
         metrics = {
@@ -183,6 +188,7 @@ class Router:
             "routing_testmatch_escalation_rate": None if tm is None else float(tm["escalation_test"]),
             "routing_testmatch_cost_cascade": None if tm is None else float(tm["cost_cascade"]),
             "routing_testmatch_cost_mixture": None if tm is None else float(tm["cost_mixture"]),
+            "routing_delta_counts": counts, "routing_escalated": int(esc.sum()), "routing_test_n": int(len(esc)),
             **aurocs,
         }
         return metrics, pd.concat(curves, ignore_index=True), summary

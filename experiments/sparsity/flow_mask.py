@@ -60,14 +60,14 @@ def flow_masked_weight(w: torch.Tensor, t: torch.Tensor, slope: float = 0.25,
 
 
 class FlowMask(nn.Module):
-    """Parametrization holding the flow parameter ``t`` (fp32, same shape as the weight)."""
+    """Parametrization holding the flow parameter ``t`` (same shape as the weight; fp32, or ``dtype``)."""
 
     def __init__(self, weight: torch.Tensor, init: float = 0.2, slope: float = 0.25,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32):
         super().__init__()
         t = torch.empty(weight.shape, dtype=torch.float32)
         t.uniform_(init, 2.5 * init, generator=generator)   # U[t0, 2.5 t0]: every weight starts active
-        self.t = nn.Parameter(t.to(weight.device))
+        self.t = nn.Parameter(t.to(device=weight.device, dtype=dtype))
         self.slope = float(slope)
         #: set while a method updates t inside backward (:data:`FlowSink`); None: t gets its gradient
         self.sink: FlowSink | None = None
@@ -82,11 +82,11 @@ class FlowMask(nn.Module):
         return f"shape={tuple(self.t.shape)}, slope={self.slope}"
 
 
-def attach_flow_masks(model: nn.Module, init: float = 0.2, slope: float = 0.25,
-                      seed: int | None = None) -> dict[str, FlowMask]:
+def attach_flow_masks(model: nn.Module, init: float = 0.2, slope: float = 0.25, seed: int | None = None,
+                      dtype: torch.dtype = torch.float32) -> dict[str, FlowMask]:
     """Give every Conv2d/Linear weight of ``model`` a ``FlowMask``; returns name -> FlowMask."""
     gen = torch.Generator().manual_seed(seed) if seed is not None else None
-    return attach_masks(model, lambda name, layer: FlowMask(layer.weight, init, slope, gen))
+    return attach_masks(model, lambda name, layer: FlowMask(layer.weight, init, slope, gen, dtype))
 
 
 def flow_masks(model: nn.Module) -> dict[str, FlowMask]:

@@ -9,7 +9,9 @@ Each regime is the project's own ``Trainer.train_epoch`` over the same in-memory
   Adam on t, scheduler ticks), with a non-zero λ so the pressure path runs; the default ``method.flow_step``
   (``in_backward``: pressure folded in, Adam on t inside backward, no t.grad);
 - ``hyperflows_reference``: the same with ``method.flow_step=optimizer`` (t.grad, a pressure pass, Adam after
-  backward), to which the default is bit-equal.
+  backward), to which the default is bit-equal;
+- ``hyperflows_bf16``: the default with ``method.flow_dtype=bfloat16`` (t and its Adam moments in bf16,
+  stochastically rounded): the memory option.
 
 Regimes alternate (dense, masked, hyperflows, dense, …) and the median over repeats is reported.
 Memory: on CUDA the peak allocated bytes of a training block; on CPU the persistent training state
@@ -37,7 +39,7 @@ from experiments.train import Trainer, create_schedule
 from flowprune.bench import add_out, out_stem
 from hyperflows.method import Hyperflows
 
-REGIMES = ("dense", "masked", "hyperflows", "hyperflows_reference")
+REGIMES = ("dense", "masked", "hyperflows", "hyperflows_reference", "hyperflows_bf16")
 #: model -> (in_channels, image size, classes)
 GEOMETRY = {"lenet300": (1, 28, 10), "lenet5": (1, 28, 10), "resnet50_cifar": (3, 32, 10),
             "vgg19_cifar": (3, 32, 10), "resnet8": (3, 32, 10), "resnet20": (3, 32, 10)}
@@ -53,10 +55,11 @@ def build_trainer(name: str, regime: str, batches: list, device: torch.device) -
         set_masks(model, global_magnitude_masks(dict(original_weights(model)), 0.1))
         callbacks = [MaskUpdater(model, StepClock())]
     elif regime.startswith("hyperflows"):
-        attach_flow_masks(model, seed=0)
         step = "optimizer" if regime == "hyperflows_reference" else "in_backward"
-        cb = Hyperflows(target_sparsity=0.9, epochs=10, seed=0, scheduler={"updates_per_epoch": 4},
-                        flow_step=step).make_callback(model)
+        method = Hyperflows(target_sparsity=0.9, epochs=10, seed=0, scheduler={"updates_per_epoch": 4},
+                            flow_step=step, flow_dtype="bfloat16" if regime == "hyperflows_bf16" else "float32")
+        attach_flow_masks(model, seed=0, dtype=method.granularity.dtype)
+        cb = method.make_callback(model)
         cb.lam = 0.5 ** 1.5       # pressure on: the per-step path includes the pressure gradient
         callbacks = [cb]
     if device.type == "cuda":

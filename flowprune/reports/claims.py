@@ -12,7 +12,7 @@ import sys
 
 import pandas as pd
 
-from flowprune.reports import study, study_agf, study_structured
+from flowprune.reports import study, study_agf, study_routing, study_selection, study_structured
 from flowprune.reports.common import out_dir, report_parser, write_table
 
 COLUMNS = ["id", "paper", "setting", "ours", "delta", "verdict", "command"]
@@ -34,7 +34,8 @@ PLANNED = {
 
 
 def build(results_dir) -> pd.DataFrame:
-    rows = study.claims(results_dir) + study_agf.claims(results_dir) + study_structured.claims(results_dir)
+    rows = (study.claims(results_dir) + study_agf.claims(results_dir) + study_routing.claims(results_dir)
+            + study_selection.claims(results_dir) + study_structured.claims(results_dir))
     have = {r["id"].split()[0] for r in rows}
     for cid, what in PLANNED.items():
         if cid not in have:

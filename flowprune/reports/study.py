@@ -266,7 +266,8 @@ def claims(results_dir) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from flowprune.reports import study_agf, study_structured  # they build on this module's protocol helpers
+    from flowprune.reports import study_agf, study_routing, study_selection, study_structured  # they build on
+    # this module's protocol helpers
 
     ap = report_parser(__doc__, experiment="", wandb=False)
     args = ap.parse_args(argv)
@@ -280,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         write_table(controller_table(final), f"study_{study}_controller", tables,
                     "Hyperflows' density control: closed loop (ours, default) vs the paper's open-loop Algorithm 1.")
     study_agf.write_tables(args.results_dir, tables)
+    study_routing.write_tables(args.results_dir, tables)
+    study_selection.write_tables(args.results_dir, tables)
     study_structured.write_tables(args.results_dir, tables, out_dir(args, "figures"))
     return 0
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy import stats as sps
 
-from agf.analysis import dynamic_range, spearman, topk_jaccard
+from agf.analysis import dynamic_range, expected_random_jaccard, selection_summary, spearman, topk_jaccard
 from experiments.sparsity.selection import jaccard, keep_count, select_keep
 from experiments.stats import auroc
 
@@ -37,3 +37,21 @@ def test_jaccard_spearman_auroc_range():
     r = dynamic_range(torch.arange(1, 102, dtype=torch.float64))
     assert r["max_min"] == pytest.approx(101.0) and r["p99_p1"] == pytest.approx(100.0 / 2.0)
     assert math.isnan(auroc(score, torch.zeros(4, dtype=torch.bool)))
+
+
+@pytest.mark.parametrize("n,k", [(6, 2), (7, 3), (5, 5), (8, 1)])
+def test_expected_random_jaccard_equals_enumeration(n, k):
+    import itertools
+    sets = [set(c) for c in itertools.combinations(range(n), k)]
+    brute = sum(len(a & b) / len(a | b) for a in sets for b in sets) / len(sets) ** 2
+    assert expected_random_jaccard(n, k) == pytest.approx(brute)
+
+
+def test_selection_summary_on_hand_made_scores():
+    a = {"u1": torch.tensor([4.0, 3.0, 2.0, 1.0]), "u2": torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0])}
+    rev = {u: -v for u, v in a.items()}                      # the opposite ranking: disjoint top-25 % sets
+    out = selection_summary({"agf": a, "l1": rev, "act": a}, [{"agf": a}, {"agf": a}, {"agf": rev}], 0.25)
+    assert out["jaccard_agf_l1"] == 0.0 and out["jaccard_agf_act"] == 1.0
+    # subsets: (a, a) agree, (a, rev) and (a, rev) are disjoint -> 1/3
+    assert out["stability_jaccard_agf"] == pytest.approx(1 / 3)
+    assert out["jaccard_random_expected"] == pytest.approx((expected_random_jaccard(4, 1) + expected_random_jaccard(8, 2)) / 2)

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from experiments.stats import CONTRADICTED, HOLDS, INCONCLUSIVE, bootstrap_interval, paired_delta, verdict
+from experiments.stats import (CONTRADICTED, HOLDS, INCONCLUSIVE, bootstrap_counts_interval, bootstrap_interval,
+                               paired_delta, verdict)
 
 A = [91.2, 90.8, 91.5, 91.0, 90.9]
 B = [90.1, 90.6, 90.2, 90.4, 90.0]
@@ -54,3 +55,17 @@ def test_bootstrap_interval_matches_scipy_percentile_bootstrap():
 
 def test_text_shows_mean_ci_and_wins():
     assert paired_delta(A, B).text() == "+0.82 [+0.28, +1.36] (5/5)"
+
+
+def test_bootstrap_from_counts_equals_the_bootstrap_of_the_expanded_sample():
+    counts = [[30, 400, 45], [12, 300, 20]]          # two strata (seeds) of a -1/0/+1 variable
+    expanded = [np.repeat([-1.0, 0.0, 1.0], row) for row in counts]
+    pooled = np.concatenate(expanded)
+    mean, low, high = bootstrap_counts_interval([-1, 0, 1], counts, resamples=40_000, seed=1)
+    assert mean == pytest.approx(pooled.mean())
+    # reference: resample each stratum's items with replacement (the definition), many times
+    rng = np.random.default_rng(2)
+    ref = np.array([sum(e[rng.integers(0, e.size, e.size)].sum() for e in expanded) / pooled.size
+                    for _ in range(20_000)])
+    assert low == pytest.approx(np.quantile(ref, 0.025), abs=0.002)
+    assert high == pytest.approx(np.quantile(ref, 0.975), abs=0.002)

@@ -121,3 +121,65 @@ def test_s1_pairs_the_learned_flows_with_agf_at_the_lr_chosen_on_val(tmp_path):
     assert "S1 50%" in set(claims.build(tmp_path)["claim"])
     png = study_structured.kept_width_figure(final, tmp_path / "fig" / "kept")
     assert png.exists() and png.stat().st_size > 1000
+
+
+def a4_record(target, seed, esc, cost, counts, n=1000):
+    worse, same, better = counts
+    return {"run_id": f"a4-{target}-{seed}", "experiment": "study/a4_resnet8", "status": "ok", "seed": seed,
+            "config": {"method": {"name": "structured", "lr": 0.03, "target_sparsity": target,
+                                  "scorer": {"name": "agf"}}, "model": {"name": "resnet8"},
+                       "dataset": {"name": "fashion_mnist"}, "sparsity": {"target": target},
+                       "trainer": {"pretrain": {"epochs": 15}}, "stages": []},
+            "metrics": {"test_acc": 90.0, "routing_escalation_rate": esc, "routing_escalated": int(esc * n),
+                        "routing_test_n": n, "routing_cost_cascade": cost, "routing_cost_mixture": cost - 0.1,
+                        "routing_acc": 92.0 + (better - worse) / n * 100, "routing_full_acc": 92.0,
+                        "routing_pruned_acc": 90.0, "routing_mac_ratio": 0.2, "routing_auroc": 0.8,
+                        "routing_delta_counts": [worse, same, better]}}
+
+
+def test_a4_verdict_needs_a_saving_and_full_accuracy(tmp_path):
+    from experiments.stats import bootstrap_counts_interval
+    from flowprune.reports import study_routing
+
+    store = ResultsStore(tmp_path)
+    for seed in range(3):
+        store.append(a4_record(0.75, seed, 0.3, 0.5 + 0.01 * seed, (30, 965, 5)), study=True)   # cheap, -2.5 pt
+        store.append(a4_record(0.96875, seed, 0.9, 0.95 + 0.1 * seed, (3, 994, 3)), study=True)  # cost ~1
+    rows = {r["id"]: r for r in study_routing.claims(tmp_path)}
+    # -2.5 points over 3000 images: the CI lies below the 0.1-point tolerance -> contradicted despite the saving
+    mean, low, high = bootstrap_counts_interval([-100.0, 0.0, 100.0], [[30, 965, 5]] * 3)
+    assert high < -0.1 and rows["A4 75.00%"]["verdict"] == "contradicted"
+    assert f"{mean:+.2f}" in rows["A4 75.00%"]["ours"]
+    assert rows["A4 96.88%"]["verdict"] == "inconclusive"          # cost 0.95/1.05/1.15: the saving's CI spans 0
+    table = study_routing.table(study_routing.expert_rows(study_routing.study_runs(tmp_path, "a4_resnet8")[0]))
+    assert list(table["escalation (95% CI)"])[0].startswith("+30.00%")
+
+
+def a5_record(epochs, seed, p99, j_l1, chance, conf, sig):
+    return {"run_id": f"a5-{epochs}-{seed}", "experiment": "study/a5_resnet8", "status": "ok", "seed": seed,
+            "config": {"method": {"name": "structured", "lr": 0.03, "target_sparsity": 0.75,
+                                  "scorer": {"name": "agf"}}, "model": {"name": "resnet8"},
+                       "dataset": {"name": "fashion_mnist"}, "sparsity": {"target": 0.75},
+                       "trainer": {"pretrain": {"epochs": epochs}}, "stages": []},
+            "metrics": {"test_acc": 90.0, "dense_test_acc": 85.0 + epochs / 3, "signal_dense_p99_p1": p99,
+                        "signal_dense_max_min": 10 * p99, "jaccard_agf_l1": j_l1, "jaccard_agf_act": 0.5,
+                        "jaccard_random_expected": chance, "stability_jaccard_agf": 0.9,
+                        "auroc_wrong_confidence": conf, "auroc_wrong_signal": sig, "auroc_wrong_act_l1": 0.6}}
+
+
+def test_a5_claims_pair_early_and_converged_models_by_seed(tmp_path):
+    from flowprune.reports import claims, study_selection
+
+    store = ResultsStore(tmp_path)
+    for seed in range(3):
+        store.append(a5_record(1, seed, 100.0 * (1 + seed), 0.3, 0.14, 0.8, 0.6), study=True)
+        store.append(a5_record(15, seed, 20.0 * (1 + 0.1 * seed), 0.05 + 0.01 * seed, 0.14, 0.85 + 0.01 * seed,
+                               0.6), study=True)
+    rows = {r["id"]: r for r in study_selection.claims(tmp_path)}
+    early = np.log10([100.0, 200.0, 300.0])
+    late = np.log10([20.0, 22.0, 24.0])
+    assert rows["A5 compression"]["delta"].startswith(f"log10 ratio {np.mean(early - late):+.3f}")
+    assert rows["A5 compression"]["verdict"] == "holds"
+    assert rows["A5 decoupling"]["verdict"] == "holds"             # 0.05-0.07 vs chance 0.14, direction -1
+    assert rows["A5 routing signal"]["verdict"] == "holds"
+    assert {"A5 compression", "A5 decoupling", "A5 routing signal"} <= set(claims.build(tmp_path)["claim"])

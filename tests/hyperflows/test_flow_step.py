@@ -77,3 +77,53 @@ def test_unknown_flow_step_is_one_line():
     from experiments.errors import ConfigError
     with pytest.raises(ConfigError, match="method.flow_step"):
         Hyperflows(target_sparsity=0.5, epochs=2, seed=0, flow_step="fast")
+
+
+def test_stochastic_rounding_picks_a_neighbour_with_the_right_probability():
+    from hyperflows.flow_step import stochastic_round_bf16
+    x = torch.tensor([0.30001, -0.7777, 1e-3, 5.0])
+    lo = x.to(torch.bfloat16).float()            # bracket each x by its bf16 neighbours (brute force via nextafter)
+    down = torch.where(lo.abs() <= x.abs(), lo, torch.nextafter(lo.to(torch.bfloat16), torch.zeros((), dtype=torch.bfloat16)).float())
+    up = torch.nextafter(down.to(torch.bfloat16), torch.where(x > 0, 1e9, -1e9).to(torch.bfloat16)).float()
+    n = 20000
+    draws = stochastic_round_bf16(x.repeat(n, 1), torch.Generator().manual_seed(0)).float()
+    assert torch.all((draws == down) | (draws == up))
+    p_up = ((x - down) / (up - down)).abs()       # the unbiased rule: E[draw] = x
+    freq = (draws == up).float().mean(0)
+    sigma = (p_up * (1 - p_up) / n).sqrt()
+    assert torch.all((freq - p_up).abs() <= 5 * sigma + 1e-6)
+
+
+def test_bf16_flows_keep_small_adam_updates_that_round_to_nearest_drops():
+    from hyperflows.flow_step import stochastic_round_bf16
+    t = torch.full((100000,), 0.5)
+    moved = t - 1e-4                              # an Adam step of 1e-4: far below half a bf16 step at 0.5 (~1e-3)
+    assert torch.equal(moved.to(torch.bfloat16).float(), t)          # round-to-nearest: the update is lost
+    sr = stochastic_round_bf16(moved, torch.Generator().manual_seed(1)).float()
+    assert abs(float(sr.mean()) - float(moved.mean())) < 2e-5        # stochastic rounding keeps it on average
+
+
+def test_bf16_flows_train_like_fp32_flows_with_half_their_state():
+    def run(dtype: str):
+        model = mlp()
+        method = Hyperflows(target_sparsity=0.8, epochs=4, seed=0, flow_lr=0.05, flow_dtype=dtype)
+        from experiments.sparsity.flow_mask import attach_flow_masks as attach
+        attach(model, seed=0, dtype=method.granularity.dtype)
+        cb = method.make_callback(model)
+        trainer = Trainer(model, batches(), {}, schedule=create_schedule(epochs=4, lr=0.05, name="cosine"),
+                          optimizer={"name": "sgd", "lr": 0.05, "momentum": 0.9}, callbacks=[cb], progress=False)
+        low = [t.dtype for t in cb.ts]
+        trainer.fit()
+        state = [v.dtype for t in cb.ts for k, v in cb.flow_opt.state[t].items() if k != "step"]
+        return cb.density(), low, state, [t.dtype for t in cb.ts]
+    d32, *_ = run("float32")
+    d16, during, state, after = run("bfloat16")
+    assert set(during) == {torch.bfloat16} and set(state) == {torch.bfloat16}
+    assert set(after) == {torch.float32}                            # back to fp32 for snap/finalize
+    assert abs(d16 - d32) < 0.03, (d16, d32)
+
+
+def test_bf16_flows_need_the_in_backward_step():
+    from experiments.errors import ConfigError
+    with pytest.raises(ConfigError, match="flow_dtype"):
+        Hyperflows(target_sparsity=0.5, epochs=2, seed=0, flow_step="optimizer", flow_dtype="bfloat16")

@@ -105,6 +105,10 @@ def test_analyse_consistent_with_direct_routing(experts):
     assert metrics["routing_escalation_rate"] == pytest.approx(esc.mean())
     assert metrics["routing_cost_cascade"] == pytest.approx(0.4 + esc.mean())
     assert metrics["routing_cost_mixture"] == pytest.approx(0.4 * (1 - esc.mean()) + esc.mean())
+    # per-image counts (routed worse / same / better than full) agree with the hand-routed images
+    d = routed.astype(int) - test.full_correct.numpy().astype(int)
+    assert metrics["routing_delta_counts"] == [int((d == -1).sum()), int((d == 0).sum()), int((d == 1).sum())]
+    assert metrics["routing_escalated"] == int(esc.sum()) and metrics["routing_test_n"] == 300
     # the chosen τ satisfies the validation rule: no cheaper point reaches full val acc − 0.1
     main = curve[curve.policy == "confidence"].reset_index(drop=True)
     ok = main.acc_val >= metrics["routing_full_acc_val"] - 0.1 - 1e-9
