@@ -13,7 +13,8 @@ Each regime is the project's own ``Trainer.train_epoch`` over the same in-memory
 - ``hyperflows_bf16``: the default with ``method.flow_dtype=bfloat16`` (t and its Adam moments in bf16,
   stochastically rounded): the memory option.
 
-Regimes alternate (dense, masked, hyperflows, dense, …) and the median over repeats is reported.
+Regimes alternate (dense, masked, hyperflows, dense, …) and the minimum (or `--stat median`) over repeats is reported;
+on a 1-thread CPU run the clock is the training thread's CPU time (`--clock`), so other processes count less.
 Memory: on CUDA the peak allocated bytes of a training block; on CPU the persistent training state
 (parameters + gradients + optimizer state), since CPU peak allocation is not observable from torch.
 
@@ -87,18 +88,18 @@ def state_bytes(trainer: Trainer) -> int:
     return total
 
 
-def time_block(trainer: Trainer, device: torch.device) -> tuple[float, int | None]:
-    """Seconds per step over one pass of the batches, and the CUDA peak bytes (None on CPU)."""
+def time_block(trainer: Trainer, device: torch.device, clock=time.perf_counter) -> tuple[float, int | None]:
+    """Seconds per step over one pass of the batches (by ``clock``), and the CUDA peak bytes (None on CPU)."""
     for cb in trainer.callbacks:
         cb.on_epoch_start(trainer, 0)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     sync()
-    t0 = time.perf_counter()
+    t0 = clock()
     trainer.train_epoch(0)
     sync()
-    sec = (time.perf_counter() - t0) / len(trainer.train_loader)
+    sec = (clock() - t0) / len(trainer.train_loader)
     return sec, (torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None)
 
 
@@ -110,6 +111,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1, help="CPU threads (1: stable ratios on a shared machine)")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--stat", choices=("min", "median"), default="min",
+                    help="per regime over the repeats: min (interference only ever adds time; timeit's choice) or median")
+    ap.add_argument("--clock", choices=("auto", "wall", "thread"), default="auto",
+                    help="thread: CPU time of the training thread (1 CPU thread: every kernel runs in it, and time "
+                         "the OS gives to other processes does not count); auto: thread on a 1-thread CPU run")
     add_out(ap, "hyperflows", "json,md")
     args = ap.parse_args(argv)
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
@@ -118,6 +124,9 @@ def main(argv: list[str] | None = None) -> None:
     else:
         torch.backends.cudnn.benchmark = True
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    use_thread = args.clock == "thread" or (args.clock == "auto" and device.type == "cpu" and torch.get_num_threads() == 1)
+    clock, clock_name = (time.thread_time, "CPU time of the training thread") if use_thread else \
+        (time.perf_counter, "wall clock")
     rows = []
     for name in args.models.split(","):
         c, s, k = GEOMETRY[name]
@@ -126,18 +135,19 @@ def main(argv: list[str] | None = None) -> None:
                     torch.randint(0, k, (args.batch_size,), generator=g).to(device)) for _ in range(args.steps)]
         trainers = {r: build_trainer(name, r, batches, device) for r in REGIMES}
         for r in REGIMES:                      # warm-up pass (allocations, cudnn autotune, Adam state)
-            time_block(trainers[r], device)
+            time_block(trainers[r], device, clock)
         times = {r: [] for r in REGIMES}
         peaks = {r: [] for r in REGIMES}
         for _ in range(args.repeats):
             for r in REGIMES:
-                sec, peak = time_block(trainers[r], device)
+                sec, peak = time_block(trainers[r], device, clock)
                 times[r].append(sec)
                 peaks[r].append(peak)
-        dense_t = statistics.median(times["dense"])
+        stat = min if args.stat == "min" else statistics.median
+        dense_t = stat(times["dense"])
         dense_mem = peaks["dense"][0] if device.type == "cuda" else state_bytes(trainers["dense"])
         for r in REGIMES:
-            t = statistics.median(times[r])
+            t = stat(times[r])
             mem = max(peaks[r]) if device.type == "cuda" else state_bytes(trainers[r])
             rows.append({"model": name, "regime": r, "batch_size": args.batch_size, "ms_per_step": 1e3 * t,
                          "step_time_vs_dense": t / dense_t, "memory_bytes": mem, "memory_vs_dense": mem / dense_mem,
@@ -146,10 +156,10 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name:14s} {r:10s} {1e3 * t:8.2f} ms/step  x{t / dense_t:.3f} time  x{mem / dense_mem:.2f} memory",
                   flush=True)
     out = out_stem(args.out, "hyperflows")
-    out.with_suffix(".json").write_text(json.dumps({"device": dev_name, "torch": torch.__version__,
+    out.with_suffix(".json").write_text(json.dumps({"device": dev_name, "torch": torch.__version__, "clock": clock_name,
                                                     "steps": args.steps, "repeats": args.repeats, "rows": rows}, indent=1))
     lines = [f"# Hyperflows step time and memory vs dense ({dev_name}, torch {torch.__version__})", "",
-             f"{args.steps} steps per block, {args.repeats} alternating repeats, median.", "",
+             f"{args.steps} steps per block, {args.repeats} alternating repeats, {args.stat}; {clock_name}.", "",
              "| model | regime | ms/step | time ÷ dense | memory ÷ dense | memory kind |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['model']} | {r['regime']} | {r['ms_per_step']:.2f} | {r['step_time_vs_dense']:.3f} | "
               f"{r['memory_vs_dense']:.2f} | {r['memory_kind']} |" for r in rows]

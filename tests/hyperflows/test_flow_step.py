@@ -127,3 +127,18 @@ def test_bf16_flows_need_the_in_backward_step():
     from experiments.errors import ConfigError
     with pytest.raises(ConfigError, match="flow_dtype"):
         Hyperflows(target_sparsity=0.5, epochs=2, seed=0, flow_step="optimizer", flow_dtype="bfloat16")
+
+
+@pytest.mark.parametrize("slope", [0.25, 0.3])
+@pytest.mark.parametrize("pressure", [0.0, 3.7e-6, "tensor"])
+def test_flow_gradient_rounds_as_the_reference(slope, pressure):
+    from hyperflows.flow_step import InBackwardFlowStep
+    g = torch.Generator().manual_seed(0)
+    grad_out, w = torch.randn(300, 200, generator=g), torch.randn(300, 200, generator=g)
+    p = (torch.rand(300, 200, generator=g) > 0.5).float().mul_(3.7e-6) if pressure == "tensor" else pressure
+    ref = (grad_out * w).mul_(slope)                    # the reference: autograd's ∂L/∂t, then the pressure pass
+    if pressure == "tensor":
+        ref.add_(p)
+    elif pressure:
+        torch._foreach_add_([ref], pressure)
+    assert torch.equal(InBackwardFlowStep.flow_grad(grad_out, w, slope, p), ref)
