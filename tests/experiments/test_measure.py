@@ -151,9 +151,10 @@ def test_a_run_records_its_speedup_and_warns_when_zeros_buy_no_time(tmp_path, ca
 
     from experiments.pipeline import run
 
-    rec = run(compose_cfg(TINY + ["method=magnitude", "sparsity.target=0.9", "measure.dense_latency=true"], tmp_path))
+    rec = run(compose_cfg(TINY + ["method=magnitude", "sparsity.target=0.9", "measure.dense_latency=true",
+                                  "measure.speedup_batches=[1,16,64]"], tmp_path))
     m = rec["metrics"]
-    for b in (1, 64):
+    for b in (1, 16, 64):
         assert m[f"speedup_bs{b}"] == pytest.approx(m[f"dense_latency_best_ms_bs{b}"] / m[f"latency_best_ms_bs{b}"])
         assert m[f"speedup_form_bs{b}"].split(" vs dense ")[0] in ("eager", "deploy", "sparse")
     assert m["mac_reduction"] == pytest.approx(m["dense_macs"] / m["macs_effective"]) and m["mac_reduction"] > 5
