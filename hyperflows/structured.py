@@ -36,6 +36,7 @@ class UnitOptions:
     cost: str = "macs"                 # macs | params | uniform (every channel weighs 1)
     ignore: list = field(default_factory=list)
     prune_heads: bool = False
+    include_residual: bool = False     # residual-stream channels too: one flow per channel of each coupled group
 
     def __post_init__(self):
         if self.cost not in COSTS:
@@ -56,7 +57,8 @@ class UnitFlows:
         self.consumer_of: dict[str, str] = {}
 
     def _units(self, model: nn.Module) -> list[Unit]:
-        return find_units(model, self.example, ignore=list(self.options.ignore), prune_heads=self.options.prune_heads)
+        return find_units(model, self.example, include_residual=self.options.include_residual,
+                          ignore=list(self.options.ignore), prune_heads=self.options.prune_heads)
 
     def attach(self, ctx: "StageContext") -> None:
         self.example = ctx.data.example_input(1).to(next(ctx.model.parameters()).device)
@@ -68,7 +70,7 @@ class UnitFlows:
         else:
             self.cost = measure_width_cost(ctx.model, self.example, units, self.options.cost, self._units)
         names = {m: n for n, m in ctx.model.named_modules()}
-        self.consumer_of = {u.name: names[u.consumer] for u in units}
+        self.consumer_of = {u.name: names[(u.consumers or [u.consumer])[0]] for u in units}
         attach_channel_gates(ctx.model, units, self.t_init, self.ste_slope, self.seed)
         # the most this granularity can remove (one channel left per unit), in the target's unit
         ctx.metrics["unit_max_reduction"] = 1.0 - self.cost.cost([1] * len(units)) / self.cost.total

@@ -41,35 +41,46 @@ class ChannelGate(nn.Module):
         self.t = nn.Parameter(t)
         self.slope, self.channel_dim = float(slope), int(channel_dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, channel_dim: int | None = None) -> torch.Tensor:
+        dim = self.channel_dim if channel_dim is None else channel_dim
         m = _StraightThroughGate.apply(self.t, self.slope).to(x.dtype)
-        width = x.shape[self.channel_dim]
+        width = x.shape[dim]
         if width != m.numel():   # a linear layer reading flattened NCHW maps (LeNet-5's fc1): C blocks of H·W
             m = m.repeat_interleave(width // m.numel())
         shape = [1] * x.dim()
-        shape[self.channel_dim] = -1
+        shape[dim] = -1
         return x * m.view(shape)
+
+
+def _channel_dim(consumer: nn.Module) -> int:
+    return 1 if isinstance(consumer, nn.Conv2d) else -1
 
 
 def _gated_input(module: nn.Module, args: tuple) -> tuple:
     """Forward pre-hook: the consumer reads its gate's output (looked up on the module, so a deep copy of the
-    model gates with its own copy of t)."""
-    return (module.channel_gate(args[0]), *args[1:])
+    model gates with its own copy of t; a gate shared by a residual group's consumers stays shared)."""
+    return (module.channel_gate(args[0], _channel_dim(module)), *args[1:])
 
 
 def attach_channel_gates(model: nn.Module, units: list[Unit], init: float = 0.2, slope: float = 0.25,
                          seed: int = 0) -> dict[str, ChannelGate]:
     """One :class:`ChannelGate` per unit (registered as ``<consumer>.channel_gate`` so the model's optimizer,
-    ``state_dict`` and ``.to()`` see it) and its pre-hook on the consumer; returns unit name -> gate."""
+    ``state_dict`` and ``.to()`` see it) and its pre-hook on the consumer; returns unit name -> gate.
+
+    A residual-coupled unit (``include_residual``) has several consumers (every layer reading the stream): the one
+    gate sits before each of them, so no layer reads a gated-off channel, which is what removing it from the whole
+    group computes, and its t collects ∂L/∂m_c summed over all the readers."""
     gen = torch.Generator().manual_seed(seed)
     gates = {}
     for u in units:
-        if u.consumer is None or u.coupled:
-            raise ValueError(f"unit {u.name} has no single consumer to gate (residual-coupled units are not gated)")
+        consumers = u.consumers or ([u.consumer] if u.consumer is not None else [])
+        if not consumers:
+            raise ValueError(f"unit {u.name} has no consumer to gate")
         device = next(u.layer.parameters()).device
-        gate = ChannelGate(u.num_channels, 1 if isinstance(u.consumer, nn.Conv2d) else -1, init, slope, gen).to(device)
-        u.consumer.channel_gate = gate
-        u.consumer.register_forward_pre_hook(_gated_input)
+        gate = ChannelGate(u.num_channels, _channel_dim(consumers[0]), init, slope, gen).to(device)
+        for consumer in consumers:
+            consumer.channel_gate = gate
+            consumer.register_forward_pre_hook(_gated_input)
         gates[u.name] = gate
     return gates
 

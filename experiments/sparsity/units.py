@@ -25,6 +25,7 @@ class Unit:
     bn: nn.Module | None = None
     coupled: list[str] = field(default_factory=list)   # other producers in the same group (residual)
     producers: list[nn.Module] = field(default_factory=list)  # every out-channel layer of the group
+    consumers: list[nn.Module] = field(default_factory=list)  # every in-channel layer of the group (``consumer``: the first)
 
     @property
     def num_channels(self) -> int:
@@ -85,5 +86,5 @@ def find_units(model: nn.Module, example: torch.Tensor, include_residual: bool =
             continue
         seen.update(id(p) for p in producers)
         consumer = consumers[0] if consumers else None
-        units.append(Unit(name, layer, consumer, norms[0] if norms else None, others, producers))
+        units.append(Unit(name, layer, consumer, norms[0] if norms else None, others, producers, consumers))
     return units

@@ -62,15 +62,17 @@ def _without(model: nn.Module, example: torch.Tensor, find: Callable, drop: dict
 
 def measure_width_cost(model: nn.Module, example: torch.Tensor, units: list[Unit], kind: str,
                        find: Callable[[nn.Module], list[Unit]]) -> WidthCost:
-    """α by removing one channel of each unit, β by removing one of each coupled pair (u's consumer is v's layer),
-    counted in ``kind`` (``macs`` or ``params``); ``find(model)`` finds the units of a copy by name."""
+    """α by removing one channel of each unit, β by removing one of each coupled pair (a layer reads u's channels and
+    writes v's: u's consumer is one of v's producers; residual groups have several of each), counted in ``kind``
+    (``macs`` or ``params``); ``find(model)`` finds the units of a copy by name."""
     total = model_cost(model, example, kind)
     names = [u.name for u in units]
     alpha = [total - model_cost(_without(model, example, find, {n: 1}), example, kind) for n in names]
     beta = []
     for i, u in enumerate(units):
         for j, v in enumerate(units):
-            if u.consumer is not None and u.consumer is v.layer:
+            readers = {id(c) for c in (u.consumers or [u.consumer]) if c is not None}
+            if i != j and readers & {id(p) for p in (v.producers or [v.layer])}:
                 both = model_cost(_without(model, example, find, {u.name: 1, v.name: 1}), example, kind)
                 beta.append((i, j, both - total + alpha[i] + alpha[j]))
     return WidthCost(total, tuple(u.num_channels for u in units), tuple(alpha), tuple(beta))

@@ -207,3 +207,75 @@ def test_a_target_beyond_what_units_can_remove_is_a_config_error(tmp_path):
     with pytest.raises(RunFailed, match=r"sparsity.target=0.95 is unreachable with method.granularity=units"):
         run(compose_cfg(TINY + ["model=lenet5", "method=hyperflows_structured", "sparsity.target=0.95",
                                 "method.figures=false"], tmp_path))
+
+
+def resnet8():
+    from experiments.models import create_model
+    torch.manual_seed(0)
+    model = create_model("resnet8", num_classes=10, in_channels=1, image_size=12).eval()
+    with torch.no_grad():   # non-trivial BN statistics, so a wrong channel mapping shows
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.3, 0.3)
+                m.running_var.uniform_(0.5, 1.5)
+    return model
+
+
+def residual_units(model, x):
+    units = find_units(model, x[:1], include_residual=True)
+    coupled = [u for u in units if u.coupled]
+    assert coupled and any(len(u.consumers) > 1 for u in coupled)   # a residual group may have several readers
+    return units
+
+
+def test_residual_group_gate_gradient_sums_the_taylor_term_over_every_reader():
+    """One gate per coupled group, before each consumer: ∂L/∂t_c = slope · Σ_consumers Σ Y_c·∂L/∂Y_c, checked
+    against a hand-made shared multiplier m (ones) before the same consumers, differentiated by autograd."""
+    x, y = torch.randn(4, 1, 12, 12), torch.randint(0, 10, (4,))
+    ref_model = resnet8()
+    ref_units = residual_units(ref_model, x)
+    ms = {u.name: torch.ones(u.num_channels, requires_grad=True) for u in ref_units}
+
+    def mult(m):
+        def hook(module, args):
+            shape = [1] * args[0].dim()
+            shape[1 if isinstance(module, torch.nn.Conv2d) else -1] = -1
+            return (args[0] * m.view(shape), *args[1:])
+        return hook
+    for u in ref_units:
+        for c in u.consumers:
+            c.register_forward_pre_hook(mult(ms[u.name]))
+    torch.nn.functional.cross_entropy(ref_model(x), y).backward()
+
+    model = resnet8()
+    gates = attach_channel_gates(model, residual_units(model, x), slope=0.25)
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    for name, gate in gates.items():
+        assert torch.allclose(gate.t.grad, 0.25 * ms[name].grad, atol=1e-6), name
+
+
+def test_removing_gated_off_residual_channels_computes_what_the_gated_model_computes():
+    x = torch.randn(3, 1, 12, 12)
+    model = resnet8()
+    ctx = SimpleNamespace(model=model, data=SimpleNamespace(example_input=lambda n: x[:n]), metrics={},
+                          model_spec={"name": "resnet8"})
+    flows = UnitFlows({"include_residual": True})
+    flows.attach(ctx)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for gate in {id(v): v for v in gates_of(model).values()}.values():
+            gate.t.copy_(torch.where(torch.rand(gate.t.shape, generator=g) < 0.4, -1.0, 1.0))
+            gate.t[0] = 1.0
+        gated = model(x)
+    widths = {u.name: int((gates_of(model)[flows.consumer_of[u.name]].t >= 0).sum())
+              for u in find_units(model, x[:1], include_residual=True)}
+    density = flows.flows(model).density()
+    pruned = flows.finalize(model)
+    assert not gates_of(pruned)
+    after = {u.name: u.num_channels for u in find_units(pruned, x[:1], include_residual=True)}
+    assert after == widths and any(w < 16 for w in widths.values())
+    with torch.no_grad():
+        assert torch.allclose(pruned(x), gated, atol=1e-5)
+    # the width-cost form counts the removed model's MACs exactly, residual groups included
+    assert density == pytest.approx(count_macs(pruned, x[:1])["macs_dense"] / count_macs(resnet8(), x[:1])["macs_dense"],
+                                    rel=1e-9)
