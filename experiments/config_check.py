@@ -118,6 +118,10 @@ def validate(cfg: DictConfig) -> None:
     batches = _get(cfg, "measure.speedup_batches", [])
     _require(all(isinstance(b, int) and b >= 1 for b in batches),
              f"measure.speedup_batches={list(batches)} must be batch sizes >= 1, e.g. [1, 16, 64, 256]")
+    from .measure import FORMS
+    forms = list(_get(cfg, "measure.speedup_forms", FORMS))
+    _require(bool(forms) and all(f in FORMS for f in forms),
+             f"measure.speedup_forms={forms} must be a non-empty subset of {list(FORMS)}")
     export = _get(cfg, "measure.export")
     if export is not None:
         from .export import FORMATS, _require as require_package

@@ -160,14 +160,16 @@ def inference_copy(model: nn.Module, channels_last: bool = True, fold_bn: bool =
     return net.to(memory_format=torch.channels_last) if channels_last else net
 
 
-#: the forms a model is timed in; the fastest one counts (all compute the same function)
-FORMS = ("eager", "deploy", "sparse")
+#: the forms a model is timed in; the fastest faithful one counts (all compute the same function)
+FORMS = ("eager", "deploy", "frozen", "onnxruntime", "sparse")
 
 
 def in_form(model: nn.Module, form: str, example: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:
     """``model`` and ``example`` in a timing form: ``eager`` (the model as trained, eval mode), ``deploy``
-    (:func:`inference_copy`: BN folded, channels-last for 4-D inputs) or ``sparse`` (a copy whose mostly-zero Linear
-    layers run as CSR where that measured faster: :func:`experiments.sparsity.sparse_inference.sparsify`)."""
+    (:func:`inference_copy`: BN folded, channels-last for 4-D inputs), ``frozen`` (the deploy form traced, frozen
+    and optimised for inference by TorchScript), ``onnxruntime`` (exported to ONNX in memory, run by ONNX Runtime
+    with torch's thread count) or ``sparse`` (a copy whose mostly-zero Linear layers run as CSR where that
+    measured faster: :func:`experiments.sparsity.sparse_inference.sparsify`)."""
     if form == "eager":
         return model, example
     if form == "sparse":
@@ -175,36 +177,90 @@ def in_form(model: nn.Module, form: str, example: torch.Tensor) -> tuple[nn.Modu
 
         from .sparsity.sparse_inference import sparsify
         return sparsify(copy.deepcopy(model).eval(), example)[0], example
+    if form == "onnxruntime":
+        from .export import OnnxRuntimeModule
+        return OnnxRuntimeModule(inference_copy(model, channels_last=False), example), example
     image = example.dim() == 4
     net = inference_copy(model, channels_last=image)
-    return net, example.contiguous(memory_format=torch.channels_last) if image else example
+    x = example.contiguous(memory_format=torch.channels_last) if image else example
+    if form == "frozen":
+        net = _Frozen(net, x)
+    elif form != "deploy":
+        raise ValueError(f"unknown timing form {form!r}; one of {FORMS}")
+    return net, x
 
 
-def forms_for(model: nn.Module) -> tuple[str, ...]:
-    """The forms of :data:`FORMS` that can differ for ``model``: ``sparse`` only where a Linear layer is mostly
-    zeros (elsewhere it is the eager model again, timed for nothing)."""
+class _Frozen(nn.Module):
+    """``net`` traced on ``x``, frozen and optimised for inference by TorchScript (a timing form)."""
+
+    def __init__(self, net: nn.Module, x: torch.Tensor):
+        super().__init__()
+        import warnings
+
+        with torch.no_grad(), warnings.catch_warnings():   # TorchScript announces its deprecation on every call
+            warnings.simplefilter("ignore", FutureWarning)
+            self.script = torch.jit.optimize_for_inference(
+                torch.jit.freeze(torch.jit.trace(net.eval(), x, check_trace=False).eval()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.script(x)
+
+
+def forms_for(model: nn.Module, allowed: Iterable[str] = FORMS) -> tuple[str, ...]:
+    """The forms of ``allowed`` that can differ for ``model``: ``sparse`` only where a Linear layer is mostly
+    zeros (elsewhere it is the eager model again, timed for nothing); ``onnxruntime`` where it is installed and
+    the model is on the CPU."""
+    import importlib.util
+
     from .sparsity.sparse_inference import MIN_SPARSITY
 
-    sparse = any(isinstance(m, nn.Linear) and float((m.weight == 0).float().mean()) >= MIN_SPARSITY
-                 for m in model.modules())
-    return FORMS if sparse else tuple(f for f in FORMS if f != "sparse")
+    on_cpu = all(p.device.type == "cpu" for p in model.parameters())
+    ok = {"sparse": any(isinstance(m, nn.Linear) and float((m.weight == 0).float().mean()) >= MIN_SPARSITY
+                        for m in model.modules()),
+          "onnxruntime": on_cpu and importlib.util.find_spec("onnxruntime") is not None}
+    return tuple(f for f in FORMS if f in allowed and ok.get(f, True))
+
+
+def _faithful_forms(net: nn.Module, forms: Iterable[str], x: torch.Tensor, who: str) -> dict:
+    """{form: (module, input)} for the forms of ``net`` that build and compute what the eager model computes
+    (outputs within 1e-3); a form that cannot be built or deviates is left out with a warning."""
+    import logging
+
+    log = logging.getLogger(__name__)
+    ref = net.eval()(x).float()
+    runs = {}
+    for form in forms:
+        try:
+            run = in_form(net, form, x)
+            out = run[0](run[1]).float()
+        except Exception as e:  # an exporter/tracer that cannot take this model: time the other forms
+            log.warning("timing form %s of the %s model is unavailable (%s: %s)", form, who, type(e).__name__, e)
+            continue
+        if torch.allclose(out, ref, rtol=1e-3, atol=1e-3):
+            runs[form] = run
+        else:
+            log.warning("timing form %s of the %s model deviates from it (max |diff| %.1e); not timed",
+                        form, who, float((out - ref).abs().max()))
+    if not runs:   # e.g. measure.speedup_forms=[onnxruntime] for a model on the GPU: the model as it is
+        log.warning("no timing form of %s is available for the %s model; timing it eager", list(forms), who)
+        runs["eager"] = (net, x)
+    return runs
 
 
 def speedups(dense: nn.Module, pruned: nn.Module, examples: dict[int, torch.Tensor], repeats: int = 20,
-             rounds: int = 3) -> dict:
-    """Measured speed-up of ``pruned`` over ``dense`` per batch size, each model in its fastest form of
-    :data:`FORMS`: every (model, form) is timed ``rounds`` times in alternation and keeps its best median, so a
-    load spike on a shared machine hits both sides alike. ``speedup_bs<b>`` = dense ms ÷ pruned ms, with the
-    forms and both latencies."""
+             rounds: int = 3, forms: Iterable[str] = FORMS) -> dict:
+    """Measured speed-up of ``pruned`` over ``dense`` per batch size, each model in its fastest faithful form of
+    ``forms`` (:data:`FORMS`): every (model, form) is timed ``rounds`` times in alternation and keeps its best
+    median, so a load spike on a shared machine hits both sides alike. ``speedup_bs<b>`` = dense ms ÷ pruned ms,
+    with the winning forms and both latencies."""
     out = {}
     with torch.inference_mode():
         for b, x in examples.items():
-            forms = {who: forms_for(net) for who, net in (("dense", dense), ("pruned", pruned))}
-            runs = {(who, form): in_form(net, form, x) for who, net in (("dense", dense), ("pruned", pruned))
-                    for form in forms[who]}
+            runs = {(who, form): run for who, net in (("dense", dense), ("pruned", pruned))
+                    for form, run in _faithful_forms(net, forms_for(net, forms), x, who).items()}
             best = {key: min(latency_ms(*runs[key], repeats=repeats) for _ in range(rounds)) for key in runs}
-            d_form = min(forms["dense"], key=lambda f: best["dense", f])
-            p_form = min(forms["pruned"], key=lambda f: best["pruned", f])
+            d_form = min((f for who, f in runs if who == "dense"), key=lambda f: best["dense", f])
+            p_form = min((f for who, f in runs if who == "pruned"), key=lambda f: best["pruned", f])
             d_ms, p_ms = best["dense", d_form], best["pruned", p_form]
             out.update({f"speedup_bs{b}": d_ms / p_ms, f"speedup_form_bs{b}": f"{p_form} vs dense {d_form}",
                         f"latency_best_ms_bs{b}": p_ms, f"dense_latency_best_ms_bs{b}": d_ms})

@@ -175,7 +175,8 @@ def stage_evaluate(ctx: StageContext, method: Method) -> None:
         m["latency_ms_bs64"] = latency_ms(model, ctx.data.example_input(64), repeats=reps)
         if ctx.dense_model is not None:   # what the pruning buys in time: both models in their best form, here
             batches = [int(b) for b in ctx.cfg.measure.speedup_batches]
-            m.update(speedups(ctx.dense_model, model, {b: ctx.data.example_input(b) for b in batches}, reps))
+            m.update(speedups(ctx.dense_model, model, {b: ctx.data.example_input(b) for b in batches}, reps,
+                              forms=list(ctx.cfg.measure.speedup_forms)))
             if "speedup_bs64" in m:
                 warn_slow(m)
     m["device"] = str(ctx.device)

@@ -31,6 +31,7 @@ def garbage(tmp_path):
 CASES = {   # id -> (overrides, text the error line must contain, exit code)
     "export format": (["measure.export=tflite"], "measure.export=tflite is not one of", 1),
     "speed-up batches": (["measure.speedup_batches=[1,0]"], "measure.speedup_batches=[1, 0] must be batch sizes", 1),
+    "speed-up forms": (["measure.speedup_forms=[eager,tensorrt]"], "measure.speedup_forms=['eager', 'tensorrt'] must be", 1),
     "train_subset=-1": (["dataset.train_subset=-1"], "dataset.train_subset=-1", 1),
     "train_subset=0": (["dataset.train_subset=0"], "dataset.train_subset=0", 1),
     "test_subset=0": (["dataset.test_subset=0"], "dataset.test_subset=0", 1),

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from experiments.measure import count_macs, evaluate, inference_copy, layer_macs, param_counts
+from experiments.measure import FORMS, count_macs, evaluate, inference_copy, layer_macs, param_counts
 from experiments.models import create_model
 
 
@@ -92,16 +92,17 @@ def test_speedups_take_each_models_fastest_form_at_its_best_round(monkeypatch):
     times = {("d", "eager"): [5.0, 4.0, 6.0], ("d", "deploy"): [3.0, 9.0, 9.0], ("d", "sparse"): [4.0, 4.0, 4.0],
              ("p", "eager"): [2.0, 2.0, 2.0], ("p", "deploy"): [1.5, 0.5, 3.0], ("p", "sparse"): [0.6, 0.7, 0.8]}
     calls = {k: iter(v) for k, v in times.items()}
-    monkeypatch.setattr(measure, "in_form", lambda net, form, x: ((net, form), x))
-    monkeypatch.setattr(measure, "forms_for", lambda net: measure.FORMS)
+    forms = ("eager", "deploy", "sparse")
+    monkeypatch.setattr(measure, "_faithful_forms",
+                        lambda net, fs, x, who: {f: ((net, f), x) for f in fs})
+    monkeypatch.setattr(measure, "forms_for", lambda net, allowed: tuple(allowed))
     monkeypatch.setattr(measure, "latency_ms", lambda key, x, repeats: next(calls[key]))
-    out = measure.speedups("d", "p", {64: torch.zeros(1)}, repeats=1, rounds=3)
+    out = measure.speedups("d", "p", {64: torch.zeros(1)}, repeats=1, rounds=3, forms=forms)
     assert out["speedup_bs64"] == 3.0 / 0.5 and out["speedup_form_bs64"] == "deploy vs dense deploy"
     assert (out["dense_latency_best_ms_bs64"], out["latency_best_ms_bs64"]) == (3.0, 0.5)
 
 
-def test_the_deployment_form_computes_what_the_model_computes():
-    from experiments.measure import in_form
+def _resnet8_with_bn_statistics():
     from experiments.models import create_model
 
     torch.manual_seed(0)
@@ -111,23 +112,59 @@ def test_the_deployment_form_computes_what_the_model_computes():
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_mean.uniform_(-0.5, 0.5)
                 m.running_var.uniform_(0.5, 2.0)
+    return model
+
+
+@pytest.mark.parametrize("form", ["deploy", "frozen", "onnxruntime"])
+def test_each_timing_form_computes_what_the_model_computes(form):
+    from experiments.measure import in_form
+
+    model = _resnet8_with_bn_statistics()
     x = torch.randn(3, 1, 28, 28)
-    net, xd = in_form(model, "deploy", x)
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
-    assert xd.is_contiguous(memory_format=torch.channels_last)
+    net, xd = in_form(model, form, x)
+    if form == "deploy":
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+        assert xd.is_contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
-        assert torch.allclose(net(xd), model(x), atol=1e-4)
+        torch.testing.assert_close(net(xd), model(x), rtol=1e-4, atol=1e-4)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())   # the original is untouched
+
+
+def test_a_form_that_deviates_or_fails_is_not_timed(monkeypatch, caplog):
+    from experiments import measure
+
+    model = _resnet8_with_bn_statistics()
+    real = measure.in_form
+
+    def in_form(net, form, x):
+        if form == "frozen":
+            raise RuntimeError("cannot trace")
+        net, x = real(net, form, x)
+        return (lambda inp: net(inp) + 0.01 if form == "deploy" else net(inp)), x
+
+    monkeypatch.setattr(measure, "in_form", in_form)
+    with torch.no_grad():
+        runs = measure._faithful_forms(model, ("eager", "deploy", "frozen"), torch.randn(2, 1, 28, 28), "dense")
+    assert list(runs) == ["eager"]
+    assert "frozen of the dense model is unavailable" in caplog.text and "deploy of the dense model deviates" in caplog.text
+    with torch.no_grad():   # nothing faithful left: the model is timed as it is, and the log says so
+        runs = measure._faithful_forms(model, ("deploy", "frozen"), torch.randn(2, 1, 28, 28), "pruned")
+    assert list(runs) == ["eager"] and "no timing form of ['deploy', 'frozen']" in caplog.text
 
 
 def test_the_sparse_form_is_timed_only_for_a_model_with_mostly_zero_linear_layers():
     from experiments.measure import forms_for
     from experiments.models import create_model
 
+    import importlib.util
+
+    ort = ("onnxruntime",) if importlib.util.find_spec("onnxruntime") else ()   # an optional dependency ([deploy])
     model = create_model("lenet300", num_classes=10, in_channels=1, image_size=28)
-    assert forms_for(model) == ("eager", "deploy")
+    assert forms_for(model) == ("eager", "deploy", "frozen") + ort
     with torch.no_grad():
         model.fc1.weight[:, : model.fc1.in_features * 3 // 4] = 0.0   # 75 % zeros in one layer
-    assert forms_for(model) == ("eager", "deploy", "sparse")
+    assert forms_for(model) == ("eager", "deploy", "frozen") + ort + ("sparse",)
+    assert forms_for(model, ("eager", "sparse")) == ("eager", "sparse")
 
 
 def test_sparse_form_computes_what_the_masked_model_computes():
@@ -156,7 +193,8 @@ def test_a_run_records_its_speedup_and_warns_when_zeros_buy_no_time(tmp_path, ca
     m = rec["metrics"]
     for b in (1, 16, 64):
         assert m[f"speedup_bs{b}"] == pytest.approx(m[f"dense_latency_best_ms_bs{b}"] / m[f"latency_best_ms_bs{b}"])
-        assert m[f"speedup_form_bs{b}"].split(" vs dense ")[0] in ("eager", "deploy", "sparse")
+        pruned_form, dense_form = m[f"speedup_form_bs{b}"].split(" vs dense ")
+        assert pruned_form in FORMS and dense_form in FORMS and dense_form != "sparse"   # no zeros in the dense model
     assert m["mac_reduction"] == pytest.approx(m["dense_macs"] / m["macs_effective"]) and m["mac_reduction"] > 5
     assert m["param_reduction"] == pytest.approx(m["dense_params"] / m["params_nonzero"])
     assert m["padded_mac_reduction"] == pytest.approx(1.0)   # zeros change no layer's width
