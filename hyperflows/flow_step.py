@@ -18,7 +18,7 @@ import torch
 from torch.optim.adam import adam
 
 #: ``method.flow_step`` values
-FLOW_STEPS = ("in_backward", "optimizer")
+FLOW_STEPS = ("in_backward", "optimizer", "kernel")
 #: ``method.flow_dtype`` values
 FLOW_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -56,7 +56,7 @@ class InBackwardFlowStep:
         return st
 
     @torch.no_grad()
-    def __call__(self, t: torch.Tensor, g: torch.Tensor, w: torch.Tensor, slope: float) -> None:
+    def __call__(self, t: torch.Tensor, g: torch.Tensor, w: torch.Tensor, m: torch.Tensor, slope: float) -> None:
         grad = self.flow_grad(g, w, slope, self.pressure(t))
         st = self.state(t)
         if t.dtype == torch.float32:

@@ -39,6 +39,7 @@ from experiments.sparsity.masks import layer_densities, original_weights
 from experiments.train import Callback, ExtraOptimizer
 
 from . import figures
+from .flow_kernel import KernelFlowStep, kernel_or_none
 from .flow_step import FLOW_DTYPES, FLOW_STEPS, InBackwardFlowStep
 from .flows import Flows, create_granularity
 from .options import Control, Phases, Pressure, Regrowth, WeightRecipe
@@ -99,7 +100,7 @@ class HyperflowsCallback(Callback):
                  flow_step: str = "in_backward", seed: int = 0):
         self.model, self.flows, self.per_weight, self.flow_step = model, flows, per_weight, flow_step
         self.seed = seed
-        self.sink: InBackwardFlowStep | None = None
+        self.sink: InBackwardFlowStep | KernelFlowStep | None = None
         self.in_backward = False   # set by optimizers(): t is updated inside backward (hyperflows.flow_step)
         self.phases, self.pressure, self.regrowth, self.flow_lr = phases, pressure, regrowth, flow_lr
         self.names, self.ts, self.n = flows.names, flows.ts, flows.n
@@ -127,13 +128,15 @@ class HyperflowsCallback(Callback):
         self.flow_opt = adam(self.ts, self.flow_lr)
         schedule = FlowLRSchedule(self.flow_lr, p.pressure_epochs, r.flow_lr_scale, r.flow_lr_decay,
                                   r.flow_lr_zero_after, p.pressure_epochs + p.regrowth_epochs, r.flow_lr_first_power)
-        self.in_backward = self.flow_step == "in_backward" and self.in_backward_possible(trainer)
+        self.in_backward = self.flow_step in ("in_backward", "kernel") and self.in_backward_possible(trainer)
         low = any(t.dtype != torch.float32 for t in self.ts)
         if low and not self.in_backward:
             raise ConfigError("method.flow_dtype=bfloat16 needs method.flow_step=in_backward (round-to-nearest Adam "
                               "on bf16 flows drops most updates) and no trainer.grad_clip, compile or DDP")
         if self.in_backward:
             self.sink = InBackwardFlowStep(self.flow_opt, self.pressure_grad, seed=self.seed)
+            if self.flow_step == "kernel":   # the same step as one compiled pass per layer (CPU, fp32)
+                self.sink = kernel_or_none(self.sink) or self.sink
             for mask in flow_masks(self.model).values():
                 mask.sink = self.sink
         return [ExtraOptimizer(self.flow_opt, schedule, name="flow", in_backward=self.in_backward)]
@@ -312,7 +315,7 @@ class Hyperflows(Method):
             raise ConfigError(f"method.flow_step={flow_step!r}; use {' or '.join(FLOW_STEPS)}")
         if flow_dtype not in FLOW_DTYPES:
             raise ConfigError(f"method.flow_dtype={flow_dtype!r}; use {' or '.join(FLOW_DTYPES)}")
-        if flow_dtype != "float32" and flow_step != "in_backward":
+        if flow_dtype != "float32" and flow_step == "optimizer":
             raise ConfigError("method.flow_dtype=bfloat16 needs method.flow_step=in_backward (stochastic rounding "
                               "happens in the in-backward step)")
         self.granularity = create_granularity(granularity, self.t_init, self.ste_slope, self.seed, units,

@@ -9,9 +9,10 @@ so a pruned weight (m = 0) still receives ∂L/∂t: its *flow* (eq. 7), the fir
 what bringing it back would do to the loss. Both gradients come out of one fused autograd function
 (one saved mask, no separate Heaviside node), which keeps the per-step overhead small.
 
-A mask may carry a ``sink``: then backward hands (t, ∂L/∂ŵ, w, c) to it instead of returning ∂L/∂t, and the sink
-updates t in place (:class:`hyperflows.flow_step.InBackwardFlowStep`: pressure folded in, Adam applied), so t
-never gets a ``.grad``: one pass and one tensor of N fewer per step.
+A mask may carry a ``sink``: then backward hands (t, ∂L/∂ŵ, w, m, c) to it instead of returning ∂L/∂t, and the
+sink updates t in place (:class:`hyperflows.flow_step.InBackwardFlowStep`: pressure folded in, Adam applied), so t
+never gets a ``.grad``: one pass and one tensor of N fewer per step. A sink may also return ∂L/∂w (computed in the
+same pass) and offer ``masked(w, t) -> (ŵ, m)`` for the forward (:mod:`hyperflows.flow_kernel`).
 """
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ from torch import nn
 from .masks import attach_masks, mask_modules
 
 
-#: what a mask's sink is called with in backward: (t, ∂L/∂ŵ, w, slope); it updates t in place
-FlowSink = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], None]
+#: what a mask's sink is called with in backward: (t, ∂L/∂ŵ, w, m, slope); it updates t in place and returns ∂L/∂w
+#: or None (then backward computes m ⊙ ∂L/∂ŵ)
+FlowSink = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float], "torch.Tensor | None"]
 
 
 def heaviside(t: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -36,18 +38,24 @@ def heaviside(t: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor
 class _FlowMaskedWeight(torch.autograd.Function):
     @staticmethod
     def forward(ctx, w, t, slope, sink):
-        m = heaviside(t, w.dtype)
+        if hasattr(sink, "masked"):
+            out, m = sink.masked(w, t)
+        else:
+            m = heaviside(t, w.dtype)
+            out = w * m
         ctx.save_for_backward(w, m)
         ctx.slope, ctx.sink, ctx.t = slope, sink, (t if sink is not None else None)
-        return w * m
+        return out
 
     @staticmethod
     def backward(ctx, g):
         w, m = ctx.saved_tensors
-        gw = g * m if ctx.needs_input_grad[0] else None
         if ctx.sink is not None:              # t is updated here, in place; it gets no .grad
-            ctx.sink(ctx.t, g, w, ctx.slope)
+            gw = ctx.sink(ctx.t, g, w, m, ctx.slope)
+            if gw is None and ctx.needs_input_grad[0]:
+                gw = g * m
             return gw, None, None, None
+        gw = g * m if ctx.needs_input_grad[0] else None
         gt = (g * w).mul_(ctx.slope) if ctx.needs_input_grad[1] else None
         return gw, gt, None, None
 
@@ -55,7 +63,7 @@ class _FlowMaskedWeight(torch.autograd.Function):
 def flow_masked_weight(w: torch.Tensor, t: torch.Tensor, slope: float = 0.25,
                        sink: FlowSink | None = None) -> torch.Tensor:
     """ŵ = w ⊙ [t ≥ 0] with the constant-slope straight-through gradient for t (eq. 6); with ``sink``, backward
-    passes (t, ∂L/∂ŵ, w, slope) to it instead of returning ∂L/∂t."""
+    passes (t, ∂L/∂ŵ, w, m, slope) to it instead of returning ∂L/∂t (:data:`FlowSink`)."""
     return _FlowMaskedWeight.apply(w, t, slope, sink)
 
 

@@ -10,6 +10,8 @@ Each regime is the project's own ``Trainer.train_epoch`` over the same in-memory
   (``in_backward``: pressure folded in, Adam on t inside backward, no t.grad);
 - ``hyperflows_reference``: the same with ``method.flow_step=optimizer`` (t.grad, a pressure pass, Adam after
   backward), to which the default is bit-equal;
+- ``hyperflows_kernel``: the default step as one compiled C++ pass per layer (``method.flow_step=kernel``,
+  :mod:`hyperflows.flow_kernel`; CPU fp32, elsewhere the PyTorch step);
 - ``hyperflows_bf16``: the default with ``method.flow_dtype=bfloat16`` (t and its Adam moments in bf16,
   stochastically rounded): the memory option.
 
@@ -40,7 +42,7 @@ from experiments.train import Trainer, create_schedule
 from flowprune.bench import add_out, out_stem
 from hyperflows.method import Hyperflows
 
-REGIMES = ("dense", "masked", "hyperflows", "hyperflows_reference", "hyperflows_bf16")
+REGIMES = ("dense", "masked", "hyperflows", "hyperflows_kernel", "hyperflows_reference", "hyperflows_bf16")
 #: model -> (in_channels, image size, classes)
 GEOMETRY = {"lenet300": (1, 28, 10), "lenet5": (1, 28, 10), "resnet50_cifar": (3, 32, 10),
             "vgg19_cifar": (3, 32, 10), "resnet8": (3, 32, 10), "resnet20": (3, 32, 10)}
@@ -56,7 +58,7 @@ def build_trainer(name: str, regime: str, batches: list, device: torch.device) -
         set_masks(model, global_magnitude_masks(dict(original_weights(model)), 0.1))
         callbacks = [MaskUpdater(model, StepClock())]
     elif regime.startswith("hyperflows"):
-        step = "optimizer" if regime == "hyperflows_reference" else "in_backward"
+        step = {"hyperflows_reference": "optimizer", "hyperflows_kernel": "kernel"}.get(regime, "in_backward")
         method = Hyperflows(target_sparsity=0.9, epochs=10, seed=0, scheduler={"updates_per_epoch": 4},
                             flow_step=step, flow_dtype="bfloat16" if regime == "hyperflows_bf16" else "float32")
         attach_flow_masks(model, seed=0, dtype=method.granularity.dtype)

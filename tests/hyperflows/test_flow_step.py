@@ -142,3 +142,55 @@ def test_flow_gradient_rounds_as_the_reference(slope, pressure):
     elif pressure:
         torch._foreach_add_([ref], pressure)
     assert torch.equal(InBackwardFlowStep.flow_grad(grad_out, w, slope, p), ref)
+
+
+@pytest.mark.parametrize("threshold", [None, 0.3])
+def test_compiled_kernel_step_gives_the_masks_of_the_pytorch_step(threshold):
+    """method.flow_step=kernel (one C++ pass per layer) against the pure-PyTorch in-backward step: the same masks at
+    the end of 4 epochs of pruning, flows and weights equal up to float rounding (the kernel's Adam is fp32 where
+    torch's fused kernel rounds its scalar tail in double)."""
+    from hyperflows.flow_kernel import KernelFlowStep, load
+
+    if load() is None:
+        pytest.skip("no C++ toolchain: the kernel falls back to the PyTorch step (tested above)")
+    ref_model, ref_cb, _ = train("in_backward", threshold)
+    model, cb, grads = train("kernel", threshold)
+    assert isinstance(cb.sink, KernelFlowStep) and not any(grads)
+    assert 0.0 < cb.density() < 0.95
+    for (name, t_ref), t in zip(flow_parameters(ref_model).items(), flow_parameters(model).values()):
+        assert torch.equal(t_ref >= 0, t >= 0), name
+        torch.testing.assert_close(t, t_ref, rtol=1e-5, atol=1e-6)
+        for key in ("exp_avg", "exp_avg_sq", "step"):
+            torch.testing.assert_close(cb.flow_opt.state[t][key], ref_cb.flow_opt.state[t_ref][key],
+                                       rtol=1e-5, atol=1e-7)
+    for p_ref, p in zip(ref_model.state_dict().values(), model.state_dict().values()):
+        torch.testing.assert_close(p, p_ref, rtol=1e-5, atol=1e-6)
+
+
+def test_kernel_forward_and_backward_match_autograd_of_the_formula():
+    """One step of the kernel against the formula written with autograd: ŵ = w ⊙ [t ≥ 0], ∂L/∂w = m ⊙ ∂L/∂ŵ,
+    and t moved by Adam's first step on c·w ⊙ ∂L/∂ŵ + p (|Δt| = lr·sign(grad) at step 1)."""
+    from experiments.sparsity.flow_mask import flow_masked_weight
+    from hyperflows.flow_kernel import kernel_or_none
+    from hyperflows.flow_step import InBackwardFlowStep
+
+    torch.manual_seed(0)
+    w = torch.randn(37, 29, requires_grad=True)
+    t = nn.Parameter(torch.randn(37, 29))
+    opt = torch.optim.Adam([t], lr=1e-2, fused=True)
+    sink = kernel_or_none(InBackwardFlowStep(opt, lambda _: 0.125))
+    if sink is None:
+        pytest.skip("no C++ toolchain")
+    x = torch.randn(5, 29)
+    t0 = t.detach().clone()
+    out = flow_masked_weight(w, t, 0.25, sink)
+    assert torch.equal(out, w.detach() * (t0 >= 0).float())
+    (x @ out.T).square().sum().backward()
+    w_ref = w.detach().clone().requires_grad_(True)
+    ref = w_ref * (t0 >= 0).float()
+    (x @ ref.T).square().sum().backward()
+    torch.testing.assert_close(w.grad, w_ref.grad)
+    g_hat = 2 * (x @ ref.T).T @ x                              # ∂L/∂ŵ
+    flow = 0.25 * w.detach() * g_hat.detach() + 0.125
+    torch.testing.assert_close(t.detach() - t0, -1e-2 * torch.sign(flow), rtol=1e-3, atol=1e-6)
+    assert t.grad is None

@@ -1,0 +1,147 @@
+"""The flow step as one compiled C++ pass per layer (``method.flow_step=kernel``, CPU, fp32 flows).
+
+Forward writes ŵ = w ⊙ m and m = [t ≥ 0] in one pass (two in PyTorch). Backward reads ∂L/∂ŵ, w, m, t and Adam's
+moments once and writes ∂L/∂w = m ⊙ ∂L/∂ŵ, t and the moments: the flow gradient c·(w ⊙ ∂L/∂ŵ) + p (eq. 6 + eq. 10)
+and the Adam step on t, which PyTorch does in four passes (g·m, g·w, +p, fused Adam). The arithmetic is PyTorch's
+fused CPU Adam in fp32, compiled without contraction into FMAs; it may differ from ``torch._fused_adam_`` in the
+last bit on the elements that kernel handles in double (its scalar tail), so flows agree to ~1e-7, and the masks of
+a run agree with the pure-PyTorch step's (tests/hyperflows/test_flow_step.py). Built on first use with
+``torch.utils.cpp_extension`` (a C++ compiler and ninja); where that fails the PyTorch step runs, with a warning.
+"""
+from __future__ import annotations
+
+import logging
+
+import torch
+
+log = logging.getLogger(__name__)
+
+_SOURCE = r"""
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <cmath>
+
+constexpr int64_t GRAIN = 1 << 15;
+
+static void masked_range(const float* __restrict__ W, const float* __restrict__ T, float* __restrict__ O,
+                         float* __restrict__ M, int64_t b, int64_t e) {
+  for (int64_t i = b; i < e; ++i) { const float k = T[i] >= 0.f ? 1.f : 0.f; M[i] = k; O[i] = W[i] * k; }
+}
+
+std::vector<torch::Tensor> masked_weight(torch::Tensor w, torch::Tensor t) {
+  TORCH_CHECK(w.is_contiguous() && t.is_contiguous() && w.numel() == t.numel(), "contiguous w and t of one size");
+  auto out = torch::empty_like(w), m = torch::empty_like(w);
+  const float* W = w.data_ptr<float>(); const float* T = t.data_ptr<float>();
+  float* O = out.data_ptr<float>(); float* M = m.data_ptr<float>();
+  at::parallel_for(0, w.numel(), GRAIN, [&](int64_t b, int64_t e) { masked_range(W, T, O, M, b, e); });
+  return {out, m};
+}
+
+struct Coeffs { float c, p0, wd, b1, b2, c1, c2, step_size, bc2_sqrt, eps; };
+
+// elements [b, e): ∂L/∂w = m·g, the flow gradient (×c is exact for a power-of-two c, as in torch's fused
+// multiply-add), then Adam in fp32 in the order of torch's fused CPU kernel
+template <bool EACH>
+static void flow_step_range(const float* __restrict__ G, const float* __restrict__ W, const float* __restrict__ M,
+                            const float* __restrict__ P, float* __restrict__ T, float* __restrict__ A,
+                            float* __restrict__ S, float* __restrict__ GW, int64_t b, int64_t e, const Coeffs k) {
+  for (int64_t i = b; i < e; ++i) {
+    const float gi = G[i], ti = T[i];
+    GW[i] = gi * M[i];
+    float gr = (gi * W[i]) * k.c + (EACH ? P[i] : k.p0);
+    gr = k.wd != 0.f ? gr + ti * k.wd : gr;
+    const float a = A[i] * k.b1 + gr * k.c1;
+    const float s = S[i] * k.b2 + gr * gr * k.c2;
+    A[i] = a;
+    S[i] = s;
+    T[i] = ti - k.step_size * a / (std::sqrt(s) / k.bc2_sqrt + k.eps);
+  }
+}
+
+torch::Tensor flow_step(torch::Tensor g, torch::Tensor w, torch::Tensor m, torch::Tensor t, torch::Tensor exp_avg,
+                        torch::Tensor exp_avg_sq, double slope, double pressure, c10::optional<torch::Tensor> p_each,
+                        int64_t step, double lr, double beta1, double beta2, double eps, double weight_decay) {
+  g = g.contiguous();
+  TORCH_CHECK(w.is_contiguous() && m.is_contiguous() && t.is_contiguous() && exp_avg.is_contiguous()
+              && exp_avg_sq.is_contiguous(), "contiguous tensors");
+  auto gw = torch::empty_like(g);
+  const double bc1 = 1 - std::pow(beta1, (double)step), bc2 = 1 - std::pow(beta2, (double)step);
+  const Coeffs k{(float)slope, (float)pressure, (float)weight_decay, (float)beta1, (float)beta2,
+                 (float)(1 - beta1), (float)(1 - beta2), (float)(lr / bc1), (float)std::sqrt(bc2), (float)eps};
+  const float* G = g.data_ptr<float>(); const float* W = w.data_ptr<float>(); const float* M = m.data_ptr<float>();
+  const float* P = p_each.has_value() ? p_each->data_ptr<float>() : nullptr;
+  float* T = t.data_ptr<float>(); float* A = exp_avg.data_ptr<float>(); float* S = exp_avg_sq.data_ptr<float>();
+  float* GW = gw.data_ptr<float>();
+  at::parallel_for(0, g.numel(), GRAIN, [&](int64_t b, int64_t e) {
+    if (P) flow_step_range<true>(G, W, M, P, T, A, S, GW, b, e, k);
+    else flow_step_range<false>(G, W, M, P, T, A, S, GW, b, e, k);
+  });
+  return gw;
+}
+"""
+
+_module = None
+_failed = False
+
+
+def load():
+    """The compiled module (built once per machine, cached by torch), or None where it cannot be built."""
+    global _module, _failed
+    if _module is None and not _failed:
+        try:
+            from torch.utils.cpp_extension import load_inline
+
+            _module = load_inline("flowprune_flow_kernel", _SOURCE, functions=["masked_weight", "flow_step"],
+                                  extra_cflags=["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"],
+                                  verbose=False)
+        except Exception as e:   # no compiler / ninja / headers: the PyTorch step is the fallback
+            _failed = True
+            log.warning("hyperflows: the C++ flow kernel could not be built (%s: %s); using the PyTorch step",
+                        type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+    return _module
+
+
+def supports(t: torch.Tensor) -> bool:
+    """Whether the kernel can update ``t``: fp32 on the CPU."""
+    return t.device.type == "cpu" and t.dtype == torch.float32
+
+
+class KernelFlowStep:
+    """A flow sink whose forward and in-backward update run in the compiled kernel; wraps an
+    :class:`hyperflows.flow_step.InBackwardFlowStep` for Adam's state, group settings and the pressure."""
+
+    def __init__(self, step, module):
+        self.inner, self.module = step, module
+        self.generator = step.generator   # checkpoints save the rounding stream of every sink
+
+    def masked(self, w: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if not (supports(t) and w.dtype == torch.float32 and w.is_contiguous()):
+            from experiments.sparsity.flow_mask import heaviside
+            m = heaviside(t, w.dtype)
+            return w * m, m
+        return tuple(self.module.masked_weight(w, t.detach()))
+
+    @torch.no_grad()
+    def __call__(self, t, g, w, m, slope):
+        if not (supports(t) and g.dtype == torch.float32 and m.dtype == torch.float32):
+            return self.inner(t, g, w, m, slope)
+        grp = self.inner.group
+        p = self.inner.pressure(t)
+        each = None
+        if torch.is_tensor(p):
+            each = p.to(torch.float32).expand(t.shape).contiguous()
+            p = 0.0
+        st = self.inner.state(t)
+        st["step"].add_(1)
+        beta1, beta2 = grp["betas"]
+        lr = grp["lr"].item() if torch.is_tensor(grp["lr"]) else grp["lr"]
+        return self.module.flow_step(g, w.contiguous(), m, t.data, st["exp_avg"], st["exp_avg_sq"], float(slope),
+                                     float(p), each, int(st["step"].item()), float(lr), beta1, beta2, grp["eps"],
+                                     grp["weight_decay"])
+
+
+def kernel_or_none(step):
+    """A :class:`KernelFlowStep` around ``step`` where the kernel builds, else None (the caller keeps ``step``)."""
+    module = load()
+    return KernelFlowStep(step, module) if module is not None else None
+
