@@ -11,7 +11,7 @@ help:  ## list targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
-	$(PIP) install -e ".[dev,cluster,deploy]"
+	$(PIP) install -e ".[dev,cluster,deploy,kernels]"
 	@touch $(STAMP)
 
 install: $(STAMP) data  ## install the package, its dependencies and Fashion-MNIST
