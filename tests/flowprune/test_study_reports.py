@@ -183,3 +183,40 @@ def test_a5_claims_pair_early_and_converged_models_by_seed(tmp_path):
     assert rows["A5 decoupling"]["verdict"] == "holds"             # 0.05-0.07 vs chance 0.14, direction -1
     assert rows["A5 routing signal"]["verdict"] == "holds"
     assert {"A5 compression", "A5 decoupling", "A5 routing signal"} <= set(claims.build(tmp_path)["claim"])
+
+
+def test_a3_pairs_agf_with_the_stronger_of_wanda_and_ria_and_t10_with_t100(tmp_path):
+    """A3's arms carry their calibration length (``agf T=100``); per MLP width AGF is paired with whichever of
+    Wanda and RIA is stronger on validation, and T = 10 with T = 100, each at its own LR chosen on val."""
+    from flowprune.reports import study_agf
+
+    def rec(scorer, lr, seed, val, test, target=0.5, batches=10):
+        r = agf_record(scorer, lr, seed, val, test, experiment="study/a3_vit_micro", calibration={"batches": batches})
+        r["config"]["method"]["target_sparsity"] = target
+        r["config"]["sparsity"]["target"] = target
+        r["config"]["model"]["name"] = "vit_micro"
+        r["run_id"] += f"-{target}-{batches}"
+        return r
+
+    store = ResultsStore(tmp_path)
+    for lr, val in ((0.0001, 70.0), (0.0003, 80.0), (0.001, 75.0)):   # 3e-4 wins on val for every arm
+        store.append(rec("agf", lr, 0, val, 85.0), study=True)
+        store.append(rec("wanda", lr, 0, val - 2, 84.0), study=True)
+        store.append(rec("ria", lr, 0, val - 1, 99.0 if lr == 0.001 else 84.5), study=True)   # stronger on val
+        store.append(rec("agf", lr, 0, val - 0.5, 84.0, batches=100), study=True)
+    for seed in (1, 2):
+        store.append(rec("agf", 0.0003, seed, 80.0, 85.0 + 0.2 * seed), study=True)
+        store.append(rec("wanda", 0.0003, seed, 78.0, 84.0), study=True)
+        store.append(rec("ria", 0.0003, seed, 79.0, 84.5 + 0.1 * seed), study=True)
+        store.append(rec("agf", 0.0003, seed, 79.5, 84.0 + 0.1 * seed, batches=100), study=True)
+    df, spec = study_agf.study_runs(tmp_path, "a3_vit_micro")
+    assert study_agf.arm_labels(spec) == ["agf", "wanda", "ria", "agf T=100"]
+    final = study_agf.arms(df, spec)
+    assert set(final["scorer"]) == {"agf", "wanda", "ria", "agf T=100"} and set(final["lr"]) == {0.0003}
+    rows = {r["id"]: r for r in study_agf.claims(tmp_path)}
+    assert set(rows) == {"A3 50% width", "A3 T 50% width"}
+    d = np.array([85.0, 85.2, 85.4]) - np.array([84.5, 84.6, 84.7])
+    assert "vs ria" in rows["A3 50% width"]["ours"] and rows["A3 50% width"]["delta"].startswith(f"{d.mean():+.2f}")
+    assert rows["A3 50% width"]["verdict"] == "holds" and "86.81" in rows["A3 50% width"]["paper"]
+    d = np.array([85.0, 85.2, 85.4]) - np.array([84.0, 84.1, 84.2])
+    assert rows["A3 T 50% width"]["delta"].startswith(f"{d.mean():+.2f}") and rows["A3 T 50% width"]["verdict"] == "holds"
