@@ -114,11 +114,10 @@ class KernelFlowStep:
         self.inner, self.module = step, module
         self.generator = step.generator   # checkpoints save the rounding stream of every sink
 
-    def masked(self, w: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def masked(self, w: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(ŵ, m) in one pass; None where the kernel does not apply (the PyTorch forward runs)."""
         if not (supports(t) and w.dtype == torch.float32 and w.is_contiguous()):
-            from experiments.sparsity.flow_mask import heaviside
-            m = heaviside(t, w.dtype)
-            return w * m, m
+            return None
         return tuple(self.module.masked_weight(w, t.detach()))
 
     @torch.no_grad()

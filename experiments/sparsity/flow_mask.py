@@ -12,7 +12,7 @@ what bringing it back would do to the loss. Both gradients come out of one fused
 A mask may carry a ``sink``: then backward hands (t, ∂L/∂ŵ, w, m, c) to it instead of returning ∂L/∂t, and the
 sink updates t in place (:class:`hyperflows.flow_step.InBackwardFlowStep`: pressure folded in, Adam applied), so t
 never gets a ``.grad``: one pass and one tensor of N fewer per step. A sink may also return ∂L/∂w (computed in the
-same pass) and offer ``masked(w, t) -> (ŵ, m)`` for the forward (:mod:`hyperflows.flow_kernel`).
+same pass) and offer ``masked(w, t) -> (ŵ, m) or None`` for the forward (:mod:`hyperflows.flow_kernel`).
 """
 from __future__ import annotations
 
@@ -38,8 +38,9 @@ def heaviside(t: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor
 class _FlowMaskedWeight(torch.autograd.Function):
     @staticmethod
     def forward(ctx, w, t, slope, sink):
-        if hasattr(sink, "masked"):
-            out, m = sink.masked(w, t)
+        fused = sink.masked(w, t) if hasattr(sink, "masked") else None   # None: not for these tensors
+        if fused is not None:
+            out, m = fused
         else:
             m = heaviside(t, w.dtype)
             out = w * m
