@@ -155,6 +155,9 @@ def stage_evaluate(ctx: StageContext, method: Method) -> None:
         m["test_acc5"] = test["acc5"]
     if m.get("test_acc_best") is None or not m["test_acc_best"] >= m["test_acc"]:
         m["test_acc_best"] = max(m.get("test_acc_best") or float("-inf"), m["test_acc"])
+    if m.get("val_acc") is not None:   # the LR selection reads the final model's (after finalize: snap, removal)
+        m["val_acc_train_end"] = m["val_acc"]
+        m["val_acc"] = ctx.evaluate(model, "val")["acc"]
     counts = param_counts(model)
     dense_prunable = (ctx.dense_counts or counts)["prunable_total"]
     m.update({k: counts[k] for k in ("params_total", "params_nonzero")})

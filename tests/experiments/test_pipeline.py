@@ -55,3 +55,36 @@ def test_cli_errors_are_one_clear_line(tmp_path):
         assert out.returncode != 0
         assert needle in out.stderr, out.stderr[-2000:]
     assert not (blocker.parent / "sub").exists()
+
+
+def test_val_acc_is_the_final_models_after_finalize(tmp_path, monkeypatch):
+    """The study's LR selection reads ``val_acc``: it must be the validation accuracy of the model that is reported
+    (after ``finalize``: a snap or a physical removal may change it), not the last training epoch's."""
+    import torch
+
+    from experiments.context import StageContext
+    from hyperflows.magnitude import OneShotMagnitude
+
+    rec = run(compose_cfg(TINY + ["method=magnitude"], tmp_path))["metrics"]
+    assert rec["val_acc"] == pytest.approx(rec["val_acc_train_end"])   # finalize changes nothing: same number
+
+    finals, seen = [], []
+    real_finalize = OneShotMagnitude.finalize
+
+    def zeroed(self, model):   # a finalize that changes the function: then every weight and bias to 0
+        model = real_finalize(self, model)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.zero_()
+        finals.append(model)
+        return model
+    real = StageContext.evaluate
+    def spy(self, model, split="test"):
+        out = real(self, model, split)
+        seen.append((any(model is f for f in finals), split, out["acc"]))
+        return out
+    monkeypatch.setattr(OneShotMagnitude, "finalize", zeroed)
+    monkeypatch.setattr(StageContext, "evaluate", spy)
+    rec = run(compose_cfg(TINY + ["method=magnitude"], tmp_path))["metrics"]
+    (acc,) = [a for is_final, split, a in seen if is_final and split == "val"]
+    assert rec["val_acc"] == acc != rec["val_acc_train_end"]
