@@ -92,6 +92,28 @@ def weight_histogram(weights: list[torch.Tensor], masks: list[torch.Tensor], bin
     return {"counts": counts.tolist(), "edges": edges.tolist()}
 
 
+@torch.no_grad()
+def snap_flows(flows: Flows, density: float, tolerance: float, trained_after: bool) -> dict:
+    """Closed loop, last resort: shift every t by the k-th largest flow so that exactly k = D·N flows stay (with
+    costs: the largest flows worth D of the cost), when the density is more than ``tolerance`` off D. Returns the
+    record keys ``density_before_snap`` and ``snap_flips``."""
+    before = flows.density()
+    tau, aim = flows.snap_target(density)
+    if abs(before - aim) <= tolerance:
+        return {"density_before_snap": before, "snap_flips": 0}
+    old = flows.masks()
+    for t in flows.ts:
+        t.sub_(tau)
+    flips = sum(int((o != (t >= 0)).sum()) for o, t in zip(old, flows.ts))
+    if abs(before - aim) > 0.01 and not trained_after:   # more than a point, untrained: a blind cut
+        log.warning("hyperflows: the closed loop ended at %.2f %% density for %.2f %% asked; snapping %d flows "
+                    "without training after it (expect lost accuracy; set method.scheduler.settle_epochs, give the "
+                    "pruning stage more epochs or a larger flow_lr)", 100 * before, 100 * aim, flips)
+    log.info("hyperflows: density %.4f %% -> %.4f %% (closed-loop snap, %d flips%s)", 100 * before,
+             100 * flows.density(), flips, ", masks frozen from here" if trained_after else "")
+    return {"density_before_snap": before, "snap_flips": flips}
+
+
 class HyperflowsCallback(Callback):
     """Per-step pressure gradient on t; per-epoch density, flips, γ update, phase switch, instrumentation."""
 
@@ -114,6 +136,13 @@ class HyperflowsCallback(Callback):
         self.hold = (DensityHold(target_density=1.0 - target_sparsity, step_size=control.step_size,
                                  exponent=pressure.exponent)
                      if closed_loop and self.scheduler is not None else None)
+        # closed loop with settle epochs (at most the regrowth epochs): snap at the start of the last ones, then the
+        # masks stay fixed
+        settle = min(control.settle_epochs, phases.regrowth_epochs)
+        self.settle_at = (phases.pressure_epochs + phases.regrowth_epochs - settle
+                          if self.hold is not None and settle else None)
+        self.target_density, self.snap_tolerance = 1.0 - target_sparsity, control.snap_tolerance
+        self.snapped: dict | None = None   # the settle snap's record keys, once it ran
         self.epoch = 0
         self.step_in_epoch = 0
         self.tick_steps: dict[int, int] | None = None
@@ -139,6 +168,8 @@ class HyperflowsCallback(Callback):
                 self.sink = kernel_or_none(self.sink) or self.sink
             for mask in flow_masks(self.model).values():
                 mask.sink = self.sink
+        if self.frozen:
+            self.freeze()
         return [ExtraOptimizer(self.flow_opt, schedule, name="flow", in_backward=self.in_backward)]
 
     def in_backward_possible(self, trainer: "Trainer") -> bool:
@@ -174,11 +205,27 @@ class HyperflowsCallback(Callback):
             self.tick_steps = {round(q * steps / self.ticks): q for q in range(1, self.ticks)}
         return self.tick_steps
 
+    @property
+    def frozen(self) -> bool:
+        """After the settle snap: no pressure, no flow update, the masks stay as snapped."""
+        return self.snapped is not None
+
+    def freeze(self) -> None:
+        for mask in flow_masks(self.model).values():
+            mask.sink = None
+        for t in self.ts:
+            t.requires_grad_(False)
+            t.grad = None
+        self.lam = 0.0
+
     def on_epoch_start(self, trainer: "Trainer", epoch: int) -> None:
         self.epoch, self.step_in_epoch = epoch, 0
+        if self.settle_at is not None and epoch >= self.settle_at and not self.frozen:
+            self.snapped = snap_flows(self.flows, self.target_density, self.snap_tolerance, trained_after=True)
+            self.freeze()
         self.prev_masks = [t.detach() >= 0 for t in self.ts]
         self.flows.refresh(self.prev_masks)   # cost-weighted pressure: shares at this epoch's widths
-        if self.hold is not None and epoch >= self.phases.pressure_epochs:
+        if self.hold is not None and epoch >= self.phases.pressure_epochs and not self.frozen:
             self.lam = self.hold.lam   # regrowth starts at λ = 0 (the hold controller's γ starts at 0)
 
     @property
@@ -188,8 +235,9 @@ class HyperflowsCallback(Callback):
 
     @property
     def pressure_on(self) -> bool:
-        """Pressure acts in the pruning epochs, and in regrowth under the closed-loop hold controller."""
-        return self.pruning or self.hold is not None
+        """Pressure acts in the pruning epochs, and in regrowth under the closed-loop hold controller (not once the
+        settle snap froze the masks)."""
+        return not self.frozen and (self.pruning or self.hold is not None)
 
     def density(self) -> float:
         return self.flows.density()
@@ -202,7 +250,7 @@ class HyperflowsCallback(Callback):
     def on_after_step(self, trainer: "Trainer") -> None:
         self.step_in_epoch += 1
         q = self.ticks_at(trainer).get(self.step_in_epoch)
-        if q is None or self.scheduler is None:
+        if q is None or self.scheduler is None or self.frozen:
             return
         if self.pruning:
             self.lam = self.scheduler.step(self.epoch * self.ticks + q, self.density())
@@ -232,7 +280,8 @@ class HyperflowsCallback(Callback):
             out["gamma"] = self.scheduler.gamma
         elif self.hold is not None:
             out["expected_density"] = self.hold.target_density
-            self.lam = self.hold.step(density)
+            if not self.frozen:
+                self.lam = self.hold.step(density)
             out["gamma"] = self.hold.gamma
         if e == ph.pressure_epochs and ph.regrowth_epochs > 0:
             if self.per_weight:
@@ -267,7 +316,7 @@ class HyperflowsCallback(Callback):
         return {"lam": self.lam, "scheduler": self.scheduler.state_dict() if self.scheduler else None,
                 "hold": self.hold.state_dict() if self.hold else None,
                 "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
-                "prev_masks": self.prev_masks, "hist_prune_end": self.hist_prune_end,
+                "prev_masks": self.prev_masks, "hist_prune_end": self.hist_prune_end, "snapped": self.snapped,
                 "rounding_rng": self.sink.generator.get_state() if self.sink is not None else None}
 
     def load_state_dict(self, state: dict) -> None:
@@ -279,6 +328,9 @@ class HyperflowsCallback(Callback):
         self.prev_masks = state.get("prev_masks")
         self.epoch, self.step_in_epoch = state.get("epoch", 0), state.get("step_in_epoch", 0)
         self.hist_prune_end = state.get("hist_prune_end")
+        self.snapped = state.get("snapped")
+        if self.frozen:
+            self.freeze()
         if self.sink is not None and state.get("rounding_rng") is not None:
             self.sink.generator.set_state(state["rounding_rng"])
 
@@ -366,28 +418,13 @@ class Hyperflows(Method):
             self.snap(ctx)
         self.record(ctx, result.history)
 
-    @torch.no_grad()
     def snap(self, ctx: "StageContext") -> None:
-        """Closed loop, last resort: shift every t by the k-th largest flow so that exactly k = (1 − S)·N flows
-        stay (with costs: the largest flows worth (1 − S) of the cost), when the trained density is more than
-        ``snap_tolerance`` off the asked one."""
-        flows = self.granularity.flows(ctx.model)
-        before = flows.density()
-        ctx.metrics["density_before_snap"] = before
-        tau, aim = flows.snap_target(1.0 - self.target_sparsity)
-        if abs(before - aim) <= self.control.snap_tolerance:
-            ctx.metrics["snap_flips"] = 0
-            return
-        old = flows.masks()
-        for t in flows.ts:
-            t.sub_(tau)
-        ctx.metrics["snap_flips"] = sum(int((o != (t >= 0)).sum()) for o, t in zip(old, flows.ts))
-        if abs(before - aim) > 0.01:   # more than a point: the control failed and the snap is a blind cut
-            log.warning("hyperflows: the closed loop ended at %.2f %% density for %.2f %% asked; snapping %d flows "
-                        "without training after it (expect lost accuracy; give the pruning stage more epochs "
-                        "or a larger flow_lr)", 100 * before, 100 * aim, ctx.metrics["snap_flips"])
-        log.info("hyperflows: density %.4f %% -> %.4f %% (closed-loop snap, %d flips)", 100 * before,
-                 100 * flows.density(), ctx.metrics["snap_flips"])
+        """Closed loop, after training: :func:`snap_flows` to 1 − S, unless the callback already snapped at the start
+        of the settle epochs (``scheduler.settle_epochs``)."""
+        done = self.callback.snapped if self.callback is not None else None
+        ctx.metrics.update(done if done is not None else
+                           snap_flows(self.granularity.flows(ctx.model), 1.0 - self.target_sparsity,
+                                      self.control.snap_tolerance, trained_after=False))
 
     def record(self, ctx: "StageContext", history: list[dict]) -> None:
         """Per-epoch curves and end-of-stage numbers into the record; figures under the run dir."""

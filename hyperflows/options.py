@@ -28,6 +28,7 @@ class Control:
 
     control: str = "closed_loop"
     snap_tolerance: float = 0.001
+    settle_epochs: int = 0               # closed loop: snap at the start of the last N epochs, then train with frozen masks
     step_size: float = 0.2
     aggressivity: float = 6.0
     end_retention: float = 0.999
@@ -37,6 +38,8 @@ class Control:
     def __post_init__(self):
         if self.control not in CONTROLS:
             raise ConfigError(f"method.scheduler.control={self.control!r}; use closed_loop or open_loop")
+        if not isinstance(self.settle_epochs, int) or self.settle_epochs < 0:
+            raise ConfigError(f"method.scheduler.settle_epochs={self.settle_epochs!r} must be an integer >= 0")
         k = self.updates_per_epoch
         if k != "auto" and (not isinstance(k, int) or k < 1):
             raise ConfigError(f"method.scheduler.updates_per_epoch={k!r} must be auto or an integer >= 1")

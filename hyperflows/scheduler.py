@@ -146,10 +146,11 @@ def snap_threshold(ts: list, keep: int) -> float:
 
 
 def cost_threshold(ts: list, cost, budget: float) -> float:
-    """τ such that the flows with t − τ ≥ 0 are the largest ones whose units' widths first cost at least ``budget``
+    """τ such that the flows with t − τ ≥ 0 are the largest ones whose units' widths cost closest to ``budget``
     (``cost``: a :class:`~experiments.sparsity.width_cost.WidthCost`, one ``ts`` tensor per unit; every unit keeps
-    its largest flow whatever τ, as channel removal does): the k of :func:`snap_threshold` counted in MACs or
-    parameters."""
+    its largest flow whatever τ, as channel removal does): the prefix of the flows sorted from the largest that
+    either first reaches the budget or stops one flow short of it, whichever is closer (a tie keeps the larger) —
+    :func:`snap_threshold`'s k counted in MACs or parameters, off by at most half a channel's cost."""
     import torch
 
     kept = [1] * len(ts)
@@ -160,7 +161,10 @@ def cost_threshold(ts: list, cost, budget: float) -> float:
     for value, u in sorted(rest, key=lambda x: -x[0]):
         if now >= budget - 1e-9:
             break
-        now += cost.marginal(kept)[u]
+        after = now + cost.marginal(kept)[u]
+        if after >= budget - 1e-9 and after - budget > budget - now:   # stopping short is closer
+            break
+        now = after
         kept[u] += 1
         tau = value
     return tau

@@ -45,6 +45,27 @@ def test_closed_loop_lands_on_the_asked_sparsity_and_records_the_snap(tmp_path):
         assert m["snap_flips"] > 0
 
 
+@pytest.mark.parametrize("extra", [[], ["model=lenet5", "method=hyperflows_structured", "sparsity.target=0.5"]])
+def test_settle_epochs_snap_first_then_train_the_final_masks(tmp_path, extra):
+    """``scheduler.settle_epochs=1``: the snap runs at the start of the last epoch and the masks stay fixed through
+    it (no flips, λ = 0), so the model evaluated after finalize is the model the last epoch trained: same val."""
+    over = FAST + ["sparsity.target=0.7", "method.scheduler.settle_epochs=1"] + extra
+    m = run(compose_cfg(over, tmp_path))["metrics"]
+    h = m["hyperflows_history"]
+    target = 0.5 if extra else 0.3
+    assert m["density"] == pytest.approx(target, abs=0.02 if extra else 0.001 + 1e-9)
+    assert h["flips"][-1] == 0 and h["lambda"][-1] == 0.0
+    assert h["density"][-1] == pytest.approx(m["density"])
+    assert m["snap_flips"] >= 0 and m["density_before_snap"] == pytest.approx(h["density"][-2])
+    assert m["val_acc"] == pytest.approx(m["val_acc_train_end"], abs=1e-6)
+
+
+def test_settle_epochs_must_be_a_count(tmp_path):
+    from experiments.pipeline import RunFailed
+    with pytest.raises(RunFailed, match=r"method.scheduler.settle_epochs=-1 must be an integer >= 0"):
+        run(compose_cfg(FAST + ["method.scheduler.settle_epochs=-1"], tmp_path))
+
+
 def test_open_loop_does_not_snap(tmp_path):
     m = run(compose_cfg(FAST + ["sparsity.target=0.7", "method.scheduler.control=open_loop"], tmp_path))["metrics"]
     assert "density_before_snap" not in m

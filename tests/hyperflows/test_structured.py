@@ -138,27 +138,27 @@ def test_cost_weighted_pressure_gradient_is_autograd_of_the_pressure_loss():
         2.0 * sum(float(t[i]) * float(s[i]) for t, s in zip(ts, shares) for i in range(len(t))))
 
 
-def test_cost_threshold_keeps_the_largest_flows_until_their_widths_cost_the_budget():
+def test_cost_threshold_keeps_the_largest_flows_whose_widths_cost_closest_to_the_budget():
     """Brute force: every prefix of the flows sorted from the largest (each unit's largest always kept), its cost
-    evaluated from scratch; τ is the last flow of the first prefix that reaches the budget."""
+    evaluated from scratch; τ is the last flow of the prefix whose cost is closest to the budget (a tie: the larger
+    prefix; the cost grows with the prefix, so no longer prefix is closer)."""
     cost = WidthCost(total=100.0, channels=(7, 4), alpha=(6.0, 9.0), beta=((0, 1, 1.5),))
     g = torch.Generator().manual_seed(1)
     ts = [torch.randn(7, generator=g), torch.randn(4, generator=g)]
     rest = sorted(((float(v), u) for u, t in enumerate(ts) for v in t.sort(descending=True).values[1:]), reverse=True)
     assert cost.cost([1, 1]) == pytest.approx(64.0)
-    for budget in (30.0, 70.0, 85.0, 99.0, 100.0):
-        want = None
-        for i in range(len(rest) + 1):
-            kept = [1 + sum(1 for _, u in rest[:i] if u == unit) for unit in range(2)]
-            if cost.cost(kept) >= budget - 1e-9:
-                want = rest[i - 1][0] if i else None
-                break
+    costs = [cost.cost([1 + sum(1 for _, u in rest[:i] if u == unit) for unit in range(2)])
+             for i in range(len(rest) + 1)]
+    for budget in (30.0, 70.0, 72.0, 85.0, 88.0, 99.0, 100.0):
+        best = min(range(len(costs)), key=lambda i: (abs(costs[i] - budget), -i))
         tau = cost_threshold(ts, cost, budget)
-        if want is None:      # the narrowest network already costs the budget: nothing stays open
-            assert all(bool((t < tau).all()) for t in ts)
+        if best == 0:         # the narrowest network is closest: nothing beyond each unit's largest stays open
+            assert all(int((t >= tau).sum()) == 0 for t in ts)
         else:
-            assert tau == want
-            assert cost.cost([max(1, int((t >= tau).sum())) for t in ts]) >= budget - 1e-9
+            assert tau == rest[best - 1][0]
+        kept = [max(1, int((t >= tau).sum())) for t in ts]
+        assert cost.cost(kept) == pytest.approx(costs[best])
+        assert abs(costs[best] - budget) <= min(abs(c - budget) for c in costs) + 1e-9
 
 
 def test_width_cost_is_exact_for_a_chain_of_units():
