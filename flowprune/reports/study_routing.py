@@ -1,6 +1,7 @@
-"""Study A4 (routing between the converged full model and AGF experts of 3 sizes) and its claim rows.
+"""Routing studies: A4 (the converged full model and AGF experts of 3 sizes, with its claim rows) and S1-route
+(ours: the structured-Hyperflows expert beside AGF's at the same MAC reduction, one seed, a table row each).
 
-    flowprune report study   -> <out>/tables/study_a4_resnet8.{md,csv,tex}
+    flowprune report study   -> <out>/tables/study_a4_resnet8.{md,csv,tex}, study_s1_route_resnet8.*
 
 Per expert size, over seeds: the escalation rate and both cost conventions at the operating point chosen on
 validation (the cheapest τ within 0.1 points of the full model's validation accuracy), the routed and full test
@@ -19,16 +20,19 @@ from flowprune.reports.common import fmt_mean_std, write_table
 from flowprune.reports.study import MIN_SEEDS, load_study, recorded
 from routing.reported import IMAGENET100_ROUTING
 
-STUDIES = {"A4": "a4_resnet8"}
+STUDIES = {"A4": "a4_resnet8", "S1-route": "s1_route_resnet8"}
 #: accuracy points within which routing "matches" the full model (the router's own tolerance)
 TOLERANCE = 0.1
 PAPER = next(r for r in IMAGENET100_ROUTING if r["method"].startswith("adaptive"))
 
 
 def extra(r: dict) -> dict:
-    m = r.get("metrics") or {}
-    return {"delta_counts": m.get("routing_delta_counts"), "target": (r.get("config") or {}).get("sparsity",
-                                                                                                  {}).get("target")}
+    """``expert``: how the expert was pruned (the scorer for one-shot channel removal, else the method)."""
+    m, cfg = r.get("metrics") or {}, r.get("config") or {}
+    method = cfg.get("method") or {}
+    expert = (method.get("scorer") or {}).get("name") if method.get("name") == "structured" else method.get("name")
+    return {"delta_counts": m.get("routing_delta_counts"), "target": (cfg.get("sparsity") or {}).get("target"),
+            "expert": expert}
 
 
 def study_runs(results_dir, study: str) -> tuple[pd.DataFrame, StudySpec]:
@@ -37,17 +41,18 @@ def study_runs(results_dir, study: str) -> tuple[pd.DataFrame, StudySpec]:
 
 
 def expert_rows(df: pd.DataFrame) -> list[dict]:
-    """One dict per expert size with every seed's numbers (rows without routing metrics are skipped)."""
+    """One dict per expert (how pruned, target) with every seed's numbers (rows without routing metrics skipped)."""
     df = df[df["routing_escalation_rate"].notna()] if "routing_escalation_rate" in df else df.iloc[0:0]
     out = []
-    for target, g in sorted(df.groupby(df["target"].astype(float))):
+    for (expert, target), g in sorted(df.groupby([df["expert"], df["target"].astype(float)])):
         g = g.sort_values("seed")
         counts = [list(c) for c in g["delta_counts"] if c is not None]
         acc = bootstrap_counts_interval([-100.0, 0.0, 100.0], counts) if counts else (np.nan,) * 3
         esc = (bootstrap_counts_interval([0.0, 1.0], [[int(n - e), int(e)] for e, n in
                                                       zip(g["routing_escalated"], g["routing_test_n"])])
                if g["routing_test_n"].notna().all() else (np.nan,) * 3)
-        out.append({"target": float(target), "seeds": len(g), "g": g, "acc_delta": acc, "escalation": esc})
+        out.append({"expert": expert, "target": float(target), "seeds": len(g), "g": g, "acc_delta": acc,
+                    "escalation": esc})
     return out
 
 
@@ -55,7 +60,7 @@ def table(rows: list[dict]) -> pd.DataFrame:
     out = []
     for r in rows:
         g = r["g"]
-        out.append({"channels removed": f"{r['target']:.2%}", "seeds": r["seeds"],
+        out.append({"expert": r["expert"], "target": f"{r['target']:.2%}", "seeds": r["seeds"],
                     "expert MACs ÷ full": f"{g['routing_mac_ratio'].mean():.3f}",
                     "full acc": fmt_mean_std(g["routing_full_acc"].mean(), g["routing_full_acc"].std()),
                     "expert acc": fmt_mean_std(g["routing_pruned_acc"].mean(), g["routing_pruned_acc"].std()),
@@ -87,7 +92,7 @@ def a4_verdict(acc_delta: tuple, saving) -> str:
 
 def claims(results_dir) -> list[dict]:
     out = []
-    for cid, study, df, spec in recorded(results_dir, STUDIES, study_runs):
+    for cid, study, df, spec in recorded(results_dir, {"A4": STUDIES["A4"]}, study_runs):
         for r in expert_rows(df):
             g = r["g"]
             if r["seeds"] < MIN_SEEDS:
@@ -111,12 +116,17 @@ def claims(results_dir) -> list[dict]:
     return out
 
 
+NOTES = {"A4": "AGF experts (5 fine-tune epochs at A2's LR; target = the fraction of channels removed)",
+         "S1-route": "S1's experts at MAC reduction 0.7 (target = the MAC reduction; 10 epochs at S1's LR chosen "
+                     "on val): structured Hyperflows beside AGF, one seed"}
+
+
 def write_tables(results_dir, tables) -> None:
-    for _, study, df, spec in recorded(results_dir, STUDIES, study_runs):
+    for key, study, df, spec in recorded(results_dir, STUDIES, study_runs):
         rows = expert_rows(df)
         if rows:
             write_table(table(rows), f"study_{study}", tables,
                         f"Study {study} (`python -m experiments.study {study}`): confidence routing between A1's "
-                        "dense model and AGF experts (5 fine-tune epochs at A2's LR), τ chosen on validation; mean ± "
-                        "std over seeds; costs relative to the full model (cascade: the expert always runs; mixture: "
-                        "the paper's convention). Routed − full: bootstrap over the test images of every seed.")
+                        f"dense model and {NOTES[key]}, τ chosen on validation; mean ± std over seeds; costs relative "
+                        "to the full model (cascade: the expert always runs; mixture: the paper's convention). "
+                        "Routed − full: bootstrap over the test images of every seed.")

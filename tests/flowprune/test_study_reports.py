@@ -94,7 +94,7 @@ def s1_record(arm, target, lr, seed, val, test, kept=None):
                        "sparsity": {"target": target}, "trainer": {"pretrain": {"epochs": 15}}, "stages": []},
             "metrics": {"val_acc": val, "test_acc": test, "test_acc_best": test, "params_total": 40,
                         "dense_params": 100, "macs_effective": 100 * (1 - target) + seed, "dense_macs": 100,
-                        "latency_ms_bs64": 5.0, "dense_latency_ms_bs64": 8.0,
+                        "speedup_bs64": 1.6, "speedup_bs1": 1.2 + 0.1 * seed,
                         "kept_channels": kept or {"layer1.0.conv1": 8, "layer2.0.conv1": 16}}}
 
 
@@ -114,7 +114,8 @@ def test_s1_pairs_the_learned_flows_with_agf_at_the_lr_chosen_on_val(tmp_path):
     table = study_structured.cell_table(final, df.iloc[0:0])
     assert list(table["arm"]) == ["hyperflows_structured", "agf"]
     assert list(table["max |kept - (1 - target)|"]) == ["0.020", "0.020"]
-    assert table["speed-up bs64 (measured)"].iloc[0].startswith("1.60")
+    assert table["speed-up bs64 (measured)"].iloc[0] == "1.60 ± 0.00"
+    assert table["speed-up bs1 (measured)"].iloc[0] == "1.30 ± 0.10"   # seeds 0, 1, 2 at the chosen LR
     (row,) = study_structured.claims(tmp_path)
     diffs = np.array([90.0, 90.2, 90.4]) - np.array([89.0, 89.1, 89.2])
     assert row["id"] == "S1 50%" and row["delta"].startswith(f"{diffs.mean():+.2f}") and row["verdict"] == "holds"
@@ -153,6 +154,20 @@ def test_a4_verdict_needs_a_saving_and_full_accuracy(tmp_path):
     assert rows["A4 96.88%"]["verdict"] == "inconclusive"          # cost 0.95/1.05/1.15: the saving's CI spans 0
     table = study_routing.table(study_routing.expert_rows(study_routing.study_runs(tmp_path, "a4_resnet8")[0]))
     assert list(table["escalation (95% CI)"])[0].startswith("+30.00%")
+
+
+def test_routing_table_has_a_row_per_expert_method_at_the_same_target(tmp_path):
+    """S1-route puts structured Hyperflows' expert beside AGF's at the same MAC reduction: one row each."""
+    from flowprune.reports import study_routing
+
+    store = ResultsStore(tmp_path)
+    store.append(a4_record(0.7, 0, 0.3, 0.5, (3, 994, 3)), study=True)
+    flows = a4_record(0.7, 0, 0.2, 0.4, (5, 990, 5))
+    flows["run_id"], flows["config"]["method"] = "a4-flows", {"name": "hyperflows_structured", "lr": 0.03}
+    store.append(flows, study=True)
+    table = study_routing.table(study_routing.expert_rows(study_routing.study_runs(tmp_path, "a4_resnet8")[0]))
+    assert sorted(zip(table["expert"], table["cost cascade"])) == [("agf", "0.500"),
+                                                                   ("hyperflows_structured", "0.400")]
 
 
 def a5_record(epochs, seed, p99, j_l1, chance, conf, sig):
