@@ -1,11 +1,15 @@
-"""Study S1 (ours): structured Hyperflows (learned channel flows) vs one-shot channel scorers at equal MACs.
+"""Studies of ours on physically narrower networks, arms compared at one cost target:
 
-    flowprune report study   -> <out>/tables/study_s1_resnet8.*, study_s1_resnet8_paired.*,
-                                <out>/figures/study_s1_resnet8_kept_width.{png,pdf}
+- S1: structured Hyperflows (learned channel flows) vs one-shot channel scorers at equal MACs;
+- D1: AGF with a measured-latency target, kernel-friendly widths (``round_to=16``) vs free widths (``round_to=1``).
+
+    flowprune report study   -> <out>/tables/study_{s1,d1}_resnet8.*, study_{s1,d1}_resnet8_paired.*,
+                                <out>/figures/study_{s1,d1}_resnet8_kept_width.{png,pdf}
 
 Same protocol as :mod:`flowprune.reports.study`: each (target, arm) cell's LR is chosen on validation at the
 selection seed; the headline is the final-epoch test accuracy at that LR over every seed; comparisons are paired by
-seed. The target is the MAC reduction; the table shows the MAC fraction each arm really kept, and the measured
+seed. The target is a MAC (S1) or measured-latency (D1) reduction; the table shows the MAC fraction each arm really
+kept, and the measured
 latency speed-up over the dense model in the same run at batches 1 and 64 (each model in its fastest faithful form,
 ``metrics.speedup_bs*``).
 """
@@ -18,17 +22,22 @@ import pandas as pd
 from flowprune.reports.common import fmt_mean_std, write_table
 from flowprune.reports.study import final_runs, load_study, paired_by_seed, protocol_note, recorded
 
-STUDIES = {"S1": "s1_resnet8"}
-OURS = "hyperflows_structured"
+STUDIES = {"S1": "s1_resnet8", "D1": "d1_resnet8"}
+#: per study: the arm its claim is about, the arm it is compared with in the claim, and what the target reduces
+OURS = {"S1": ("hyperflows_structured", "agf", "MAC reduction"),
+        "D1": ("agf round_to=16", "agf", "latency reduction (bs64)")}
 ARM = "arm"
 
 
 def extra(r: dict) -> dict:
-    """``arm``: the method for structured Hyperflows and dense, the scorer for one-shot channel removal."""
+    """``arm``: the method for structured Hyperflows and dense, the scorer for one-shot channel removal (with its
+    ``round_to`` where widths are rounded)."""
     cfg = r.get("config") or {}
     method = cfg.get("method") or {}
     name = method.get("name")
     arm = (method.get("scorer") or {}).get("name") if name == "structured" else name
+    if name == "structured" and int(method.get("round_to") or 1) > 1:
+        arm = f"{arm} round_to={int(method['round_to'])}"
     m = r.get("metrics") or {}
     return {ARM: arm, "lr": method.get("lr"), "kept_channels": m.get("kept_channels"),
             "pretrain_epochs": ((cfg.get("trainer") or {}).get("pretrain") or {}).get("epochs")}
@@ -48,20 +57,21 @@ def _speedup(g: pd.DataFrame, batch: int) -> str:
     return fmt_mean_std(g[key].mean(), g[key].std())
 
 
-def cell_table(final: pd.DataFrame, dense: pd.DataFrame) -> pd.DataFrame:
+def cell_table(final: pd.DataFrame, dense: pd.DataFrame, key: str = "S1") -> pd.DataFrame:
+    ours, _, target_label = OURS[key]
     rows = []
     for (target, arm), g in sorted(final.groupby(["target", ARM]),
-                                   key=lambda kv: (float(kv[0][0]), kv[0][1] != OURS, -kv[1]["test_acc"].mean())):
+                                   key=lambda kv: (float(kv[0][0]), kv[0][1] != ours, -kv[1]["test_acc"].mean())):
         kept = g["macs_effective"] / g["dense_macs"]
-        rows.append({"MAC reduction": f"{float(target):.0%}", "arm": arm, "lr": g["chosen_lr"].iloc[0],
+        off = (f"{(kept - (1 - float(target))).abs().max():.3f}" if key == "S1" else "")
+        rows.append({target_label: f"{float(target):.0%}", "arm": arm, "lr": g["chosen_lr"].iloc[0],
                      "seeds": len(g), "test_acc (final)": fmt_mean_std(g["test_acc"].mean(), g["test_acc"].std()),
-                     "MACs kept": f"{kept.mean():.3f}",
-                     "max |kept - (1 - target)|": f"{(kept - (1 - float(target))).abs().max():.3f}",
+                     "MACs kept": f"{kept.mean():.3f}", "max |kept - (1 - target)|": off,
                      "params kept": f"{(g['params_total'] / g['dense_params']).mean():.3f}",
                      "speed-up bs1 (measured)": _speedup(g, 1), "speed-up bs64 (measured)": _speedup(g, 64),
                      "test_acc_best (peak, secondary)": fmt_mean_std(g["test_acc_best"].mean(), g["test_acc_best"].std())})
     if not dense.empty:
-        rows.append({"MAC reduction": "0%", "arm": "dense", "lr": None, "seeds": len(dense),
+        rows.append({target_label: "0%", "arm": "dense", "lr": None, "seeds": len(dense),
                      "test_acc (final)": fmt_mean_std(dense["test_acc"].mean(), dense["test_acc"].std()),
                      "MACs kept": "1.000", "max |kept - (1 - target)|": "", "params kept": "1.000",
                      "speed-up bs1 (measured)": "", "speed-up bs64 (measured)": "", "test_acc_best (peak, secondary)": ""})
@@ -74,36 +84,39 @@ def paired(final: pd.DataFrame, target: float, a: str, b: str) -> dict | None:
     return paired_by_seed(sa, sb, 1)
 
 
-def paired_table(final: pd.DataFrame) -> pd.DataFrame:
+def paired_table(final: pd.DataFrame, key: str = "S1") -> pd.DataFrame:
+    ours, _, target_label = OURS[key]
     rows = []
     for target in sorted(final["target"].astype(float).unique()):
-        for b in sorted(set(final.loc[final["target"].astype(float) == target, ARM]) - {OURS}):
-            p = paired(final, target, OURS, b)
+        for b in sorted(set(final.loc[final["target"].astype(float) == target, ARM]) - {ours}):
+            p = paired(final, target, ours, b)
             if p is not None:
-                rows.append({"MAC reduction": f"{target:.0%}", "A": OURS, "B": b, "seeds": p["seeds"],
+                rows.append({target_label: f"{target:.0%}", "A": ours, "B": b, "seeds": p["seeds"],
                              "A − B (95% CI, wins)": p["delta"].text(), "verdict (A > B)": p["verdict"]})
     return pd.DataFrame(rows)
 
 
-def kept_width_figure(final: pd.DataFrame, path: Path) -> Path | None:
-    """Kept channels per unit (mean over seeds): the learned flows' choice beside AGF's at the same MAC budget."""
+def kept_width_figure(final: pd.DataFrame, path: Path, key: str = "S1") -> Path | None:
+    """Kept channels per unit (mean over seeds): the claim's arm beside the one it is compared with (S1: the learned
+    flows' choice beside AGF's at the same MAC budget)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sub = final[final[ARM].isin([OURS, "agf"]) & final["kept_channels"].notna()]
+    ours, other, target_label = OURS[key]
+    sub = final[final[ARM].isin([ours, other]) & final["kept_channels"].notna()]
     targets = sorted(sub["target"].astype(float).unique())
     if not targets:
         return None
     fig, axes = plt.subplots(1, len(targets), figsize=(5 * len(targets), 3.4), squeeze=False)
     for ax, target in zip(axes[0], targets):
         g = sub[sub["target"].astype(float) == target]
-        for i, (arm, h) in enumerate(sorted(g.groupby(ARM), key=lambda kv: kv[0] != OURS)):
+        for i, (arm, h) in enumerate(sorted(g.groupby(ARM), key=lambda kv: kv[0] != ours)):
             widths = pd.DataFrame(list(h["kept_channels"])).mean()
             xs = [k + (i - 0.5) * 0.4 for k in range(len(widths))]
             ax.bar(xs, widths.values, width=0.4, label=arm)
             ax.set_xticks(range(len(widths)), widths.index, rotation=30, fontsize=7)
-        ax.set_title(f"MAC reduction {target:.0%}")
+        ax.set_title(f"{target_label} {target:.0%}")
         ax.set_ylabel("kept channels (mean over seeds)")
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -115,27 +128,38 @@ def kept_width_figure(final: pd.DataFrame, path: Path) -> Path | None:
 
 
 def write_tables(results_dir, tables: Path, figures: Path) -> None:
-    for _, study, df, spec in recorded(results_dir, STUDIES, study_runs):
+    for key, study, df, spec in recorded(results_dir, STUDIES, study_runs):
         final = final_runs(df[df[ARM] != "dense"], spec, arm=ARM)
-        write_table(cell_table(final, df[df[ARM] == "dense"]), f"study_{study}", tables, protocol_note(study, spec))
-        write_table(paired_table(final), f"study_{study}_paired", tables,
+        write_table(cell_table(final, df[df[ARM] == "dense"], key), f"study_{study}", tables,
+                    protocol_note(study, spec))
+        write_table(paired_table(final, key), f"study_{study}_paired", tables,
                     "Paired by seed (same dense checkpoint): mean difference of final test accuracy, 95 % t-interval, "
                     "pairs won by A.")
-        kept_width_figure(final, figures / f"study_{study}_kept_width")
+        kept_width_figure(final, figures / f"study_{study}_kept_width", key)
+
+
+CLAIMS = {
+    "S1": ("ours (no paper): learned channel flows (structured Hyperflows) >= AGF's one-shot choice at equal MACs",
+           "Fashion-MNIST ResNet-8, MAC reduction {target:.0%}, 10 ep. from dense, LR on val", "flows", "AGF"),
+    "D1": ("ours (no paper): at equal measured latency, widths rounded to the CPU kernels' channel block (16) keep "
+           "more accuracy than free widths", "Fashion-MNIST ResNet-8, AGF, measured batch-64 latency reduced by "
+           "{target:.0%}, 5 ep. from dense, LR on val", "round_to=16", "round_to=1"),
+}
 
 
 def claims(results_dir) -> list[dict]:
-    """S1 (ours): learned channel flows reach at least AGF's accuracy at the same MAC reduction."""
+    """S1: learned channel flows reach at least AGF's accuracy at the same MAC reduction; D1: kernel-friendly widths
+    beat free ones at the same measured latency."""
     out = []
-    for _, study, df, spec in recorded(results_dir, STUDIES, study_runs):
+    for key, study, df, spec in recorded(results_dir, STUDIES, study_runs):
+        ours, other, _ = OURS[key]
+        paper, setting, a, b = CLAIMS[key]
         final = final_runs(df[df[ARM] != "dense"], spec, arm=ARM)
         for target in sorted(final["target"].astype(float).unique()):
-            p = paired(final, target, OURS, "agf")
+            p = paired(final, target, ours, other)
             if p is not None:
-                out.append({"id": f"S1 {target:.0%}", "paper": "ours (no paper): learned channel flows "
-                            "(structured Hyperflows) >= AGF's one-shot choice at equal MACs",
-                            "setting": f"Fashion-MNIST ResNet-8, MAC reduction {target:.0%}, 10 ep. from dense, "
-                            "LR on val", "ours": f"flows {p['a_mean']:.2f} vs AGF {p['b_mean']:.2f}",
+                out.append({"id": f"{key} {target:.0%}", "paper": paper, "setting": setting.format(target=target),
+                            "ours": f"{a} {p['a_mean']:.2f} vs {b} {p['b_mean']:.2f}",
                             "delta": p["delta"].text(), "verdict": p["verdict"],
                             "command": f"python -m experiments.study {study} && flowprune report claims"})
     return out
