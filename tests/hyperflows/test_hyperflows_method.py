@@ -74,6 +74,7 @@ def test_flow_stats_from_adams_first_moment_with_pressure_removed():
     t = torch.nn.Parameter(torch.tensor([0.5, -0.2, -3.0, -0.1]))
     cb.flows = Flows(["w"], [t])
     cb.ts, cb.n, cb.lam, cb.epoch, cb.hold = cb.flows.ts, cb.flows.n, 2.0, 0, None
+    cb.snapped = None                                   # before the settle snap
     cb.pressure, cb.phases = Pressure(threshold=1.0), Phases(1, 1, 0)
     cb.flow_opt = torch.optim.Adam([t], lr=1e-3)
     g = torch.tensor([0.3, -0.4, 0.2, 0.6])
