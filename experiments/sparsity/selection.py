@@ -11,10 +11,10 @@ from ..errors import ConfigError
 
 def keep_count(n: int, ratio: float, round_to: int = 1, min_keep: int = 1) -> int:
     """Channels kept when removing the fraction ``ratio`` of ``n`` (rounded, multiple of ``round_to``)."""
-    k = int(round(n * (1.0 - ratio)))
-    if round_to > 1:
+    k = max(int(round(n * (1.0 - ratio))), min_keep, 1)
+    if round_to > 1:   # after the floor, so that a width rounded up from 0 is still a multiple of round_to
         k = int(math.ceil(k / round_to) * round_to)
-    return max(min(n, max(k, min_keep)), 1)
+    return min(n, k)
 
 
 def normalise(scores: torch.Tensor, how: str) -> torch.Tensor:

@@ -84,3 +84,20 @@ def test_global_ranking_keeps_the_global_top_k_of_mean_normalised_l1(tmp_path):
     expected = {n: sum(1 for _, m in flat[:k] if m == n) for n in scores}
     assert rec["metrics"]["kept_channels"] == expected
     assert len(set(expected.values())) > 1   # the layers really got different widths
+
+
+def test_cost_target_of_the_first_step_is_the_asked_one_under_noisy_measurements(monkeypatch):
+    """A measured cost (latency) differs between two measurements of the same model: the first step's target relative
+    to the current model must still be the overall target (one measurement), later steps 1 − (1 − T)·dense/now."""
+    from types import SimpleNamespace
+
+    from agf.method import StructuredPruning
+    from experiments.sparsity import removal
+
+    measured = iter([10.0, 12.5])   # the dense model, then the model after step 1
+    monkeypatch.setattr(removal, "cost", lambda model, example, kind: next(measured))
+    method = object.__new__(StructuredPruning)
+    method.target_kind = "latency"
+    ctx = SimpleNamespace(model=None, data=SimpleNamespace(example_input=lambda n: None))
+    assert method._step_cost_target(ctx, 0.4) == pytest.approx(0.4)
+    assert method._step_cost_target(ctx, 0.64) == pytest.approx(1 - 0.36 * 10.0 / 12.5)

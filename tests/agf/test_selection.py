@@ -13,6 +13,8 @@ from experiments.stats import auroc
 def test_keep_count_worked_examples():
     assert keep_count(1024, 0.75) == 256 and keep_count(1024, 0.875) == 128 and keep_count(1024, 0.96875) == 32
     assert keep_count(16, 0.75) == 4 and keep_count(3, 0.99) == 1 and keep_count(10, 0.75, round_to=4) == 4
+    # a width that rounds to 0 is floored to one channel, then rounded up to the block: a multiple of round_to
+    assert keep_count(16, 0.999, round_to=16) == 16 and keep_count(64, 0.999, round_to=16) == 16
 
 
 def test_per_layer_topk_and_global_with_normalisation():
