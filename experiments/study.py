@@ -73,6 +73,9 @@ class StudySpec:
     #: studies whose preset is this one's but for its name: their records count for the points they have in
     #: common (same dense models, budget and axes), so a shared point is run once (A2's 75 % cells are A1's)
     shares: list[str] = field(default_factory=list)
+    #: run each cell at the LR that this other study chose on validation for the same cell (no LR search of its
+    #: own: S1-route's experts are S1's cells at S1's choices), so no chosen LR is copied into a spec by hand
+    lr_from: str | None = None
 
     @classmethod
     def load(cls, name: str, study_dir: Path = STUDY_DIR) -> "StudySpec":
@@ -84,6 +87,9 @@ class StudySpec:
         grid = [float(v) for v in data.get("lr_grid") or []]
         if grid and (len(set(grid)) < 3 or max(grid) < 10 * min(grid)):
             raise SystemExit(f"error: {path}: lr_grid needs >= 3 values spanning >= 10x (the protocol), got {grid}")
+        if grid and data.get("lr_from"):
+            raise SystemExit(f"error: {path}: lr_grid and lr_from exclude each other (lr_from takes the other "
+                             f"study's chosen LRs); drop one")
         return cls(name=name, **data)
 
     def cells(self) -> list[list[str]]:
@@ -220,10 +226,11 @@ class StudyIndex:
         return [[*overrides, f"seed={s}"] for s in seeds if self.record([*overrides, f"seed={s}"]) is None]
 
 
-def selection(spec: StudySpec, index: StudyIndex) -> list[dict]:
-    """Per cell: the validation accuracy of each LR at the selection seed and the chosen LR (None if missing)."""
+def selection(spec: StudySpec, index: StudyIndex, cells: list[list[str]] | None = None) -> list[dict]:
+    """Per cell (``spec``'s, or ``cells`` of a study that takes ``spec``'s choices): the validation accuracy of each
+    LR at the selection seed and the chosen LR (None if missing)."""
     rows = []
-    for cell in spec.cells():
+    for cell in spec.cells() if cells is None else cells:
         vals = {}
         for lr in spec.lr_grid:
             rec = index.record([*spec.base(), *cell, f"method.lr={lr}", f"seed={spec.select_seed}"])
@@ -290,12 +297,17 @@ def run_study(spec: StudySpec, launch: Launcher) -> list[dict]:
     if spec.lr_grid:
         _launch(launch, [p for cell in spec.cells() for lr in spec.lr_grid
                          for p in index.missing([*base, *cell, f"method.lr={lr}"], [spec.select_seed])], index)
-    elif spec.grid:   # no LR search: every cell at every seed
+    elif spec.grid and not spec.lr_from:   # no LR search: every cell at every seed
         _launch(launch, [p for cell in spec.cells() for p in index.missing([*base, *cell], spec.seeds)], index)
-    chosen = selection(spec, index) if spec.lr_grid else []
+    if spec.lr_from:
+        source = StudySpec.load(spec.lr_from)
+        chosen = selection(source, StudyIndex(source, launch.results_dir), spec.cells())
+    else:
+        chosen = selection(spec, index) if spec.lr_grid else []
     waiting = [row for row in chosen if row["lr"] is None]
     if waiting:
-        print(f"  {len(waiting)} of {len(chosen)} cells wait for their LR-selection runs (missing or failed)", flush=True)
+        print(f"  {len(waiting)} of {len(chosen)} cells wait for their LR-selection runs"
+              f"{' (study ' + spec.lr_from + ')' if spec.lr_from else ''} (missing or failed)", flush=True)
     finals = []
     for row in chosen:
         if row["lr"] is None:

@@ -180,3 +180,30 @@ def test_an_arm_sets_several_keys_together_and_they_identify_its_points():
     cfg = compose([*spec.base(), *cells[0], "seed=0"])
     assert cfg["method"]["name"] == "hyperflows_structured" and cfg["method"]["units"]["cost"] == "macs"
     assert compose([*spec.base(), *cells[3], "seed=0"])["method"]["target_kind"] == "macs"
+
+
+def test_lr_from_runs_each_cell_at_the_other_studys_choice(tmp_path, monkeypatch):
+    """``lr_from``: no LR search of its own; each cell waits for, then takes, the other study's validation choice."""
+    from experiments import study
+
+    src = StudySpec(name="src", experiment="study/h1_lenet300", grid={"method": ["magnitude"],
+                    "sparsity.target": [0.5]}, lr_grid=[0.01, 0.03, 0.1], seeds=[0], dense=False)
+    monkeypatch.setattr(study.StudySpec, "load", classmethod(lambda cls, name, study_dir=None: src))
+    route = StudySpec(name="route", experiment="study/h2_lenet300", grid={"method": ["magnitude"],
+                      "sparsity.target": [0.5]}, lr_from="src", seeds=[0, 1], dense=False, plateau_check=False)
+    rec = Recorder(tmp_path)
+    assert run_study(route, rec)[0]["lr"] is None and rec.calls == []   # the source has no LR runs yet
+    store = ResultsStore(tmp_path)
+    for lr, val in ((0.01, 80.0), (0.03, 79.0), (0.1, 85.0)):
+        store.append({"run_id": "x", "experiment": "study/h1_lenet300", "status": "ok", "metrics": {"val_acc": val},
+                      "config": compose([*src.base(), "method=magnitude", "sparsity.target=0.5",
+                                         f"method.lr={lr}", "seed=0"])}, study=True)
+    assert run_study(route, rec)[0]["lr"] == 0.1
+    assert rec.calls == [[[*route.base(), "method=magnitude", "sparsity.target=0.5", "method.lr=0.1", f"seed={s}"]
+                          for s in (0, 1)]]
+
+
+def test_a_spec_with_both_an_lr_grid_and_lr_from_is_refused(tmp_path):
+    (tmp_path / "both.yaml").write_text("experiment: study/h1_lenet300\nlr_grid: [0.01, 0.03, 0.1]\nlr_from: x\n")
+    with pytest.raises(SystemExit, match="lr_from"):
+        StudySpec.load("both", study_dir=tmp_path)
