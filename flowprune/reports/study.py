@@ -131,21 +131,42 @@ def paired(final: pd.DataFrame, model: str, target: float, a: tuple[str, str], b
     """Paired Δ test_acc of cell ``a`` (method, variant) minus cell ``b`` over their common seeds."""
     sub = final[(final["model"] == model) & (final["target"].astype(float).round(6) == round(target, 6))]
 
-    def by_seed(cell):
-        g = sub[(sub["method"] == cell[0]) & (sub["variant"] == cell[1])]
-        return g.set_index("seed")["test_acc"]
-    return paired_by_seed(by_seed(a), by_seed(b), direction)
+    def cell(c):
+        return sub[(sub["method"] == c[0]) & (sub["variant"] == c[1])]
+    return paired_cells(cell(a), cell(b), direction)
 
 
-def paired_by_seed(sa: pd.Series, sb: pd.Series, direction: int = 1) -> dict | None:
+def paired_by_seed(sa: pd.Series, sb: pd.Series, direction: int = 1, dense_a: pd.Series | None = None,
+                   dense_b: pd.Series | None = None) -> dict | None:
     """Δ = A − B over the seeds both series (seed -> test accuracy) have, with its CI and verdict; None under
-    :data:`MIN_SEEDS` common seeds."""
+    :data:`MIN_SEEDS` pairs. With ``dense_a``/``dense_b`` (seed -> the dense model's recorded test accuracy), a seed
+    whose two runs started from different dense checkpoints (both recorded, unequal) is not a pair: it is counted
+    in ``crossed``, and where that leaves fewer than :data:`MIN_SEEDS` pairs (but 2 or more) the verdict says so
+    instead of judging."""
     seeds = sorted(set(sa.index) & set(sb.index))
-    if len(seeds) < MIN_SEEDS:
+    crossed = [s for s in seeds if dense_a is not None and dense_b is not None
+               and s in dense_a.index and s in dense_b.index
+               and pd.notna(dense_a.loc[s]) and pd.notna(dense_b.loc[s]) and dense_a.loc[s] != dense_b.loc[s]]
+    seeds = [s for s in seeds if s not in crossed]
+    if len(seeds) < (MIN_SEEDS if not crossed else 2):
         return None
     d = paired_delta(sa.loc[seeds].values, sb.loc[seeds].values, direction=direction)
-    return {"delta": d, "verdict": verdict(d, direction), "a_mean": float(sa.loc[seeds].mean()),
-            "b_mean": float(sb.loc[seeds].mean()), "seeds": len(seeds)}
+    v = (verdict(d, direction) if len(seeds) >= MIN_SEEDS else
+         f"no verdict: {len(seeds)} same-checkpoint pairs (seed {', '.join(map(str, crossed))} crossed checkpoints)")
+    return {"delta": d, "verdict": v, "a_mean": float(sa.loc[seeds].mean()),
+            "b_mean": float(sb.loc[seeds].mean()), "seeds": len(seeds), "crossed": len(crossed)}
+
+
+def by_seed(g: pd.DataFrame) -> tuple[pd.Series, pd.Series | None]:
+    """(seed -> final test accuracy, seed -> its dense model's test accuracy, if recorded) of one cell."""
+    g = g.set_index("seed")
+    return g["test_acc"], (g["dense_test_acc"] if "dense_test_acc" in g else None)
+
+
+def paired_cells(a: pd.DataFrame, b: pd.DataFrame, direction: int = 1) -> dict | None:
+    """:func:`paired_by_seed` of two cells' runs, seeds from different dense checkpoints left out."""
+    (sa, da), (sb, db) = by_seed(a), by_seed(b)
+    return paired_by_seed(sa, sb, direction, da, db)
 
 
 def strongest_baseline(final: pd.DataFrame, model: str, target: float) -> str | None:

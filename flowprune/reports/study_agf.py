@@ -15,7 +15,7 @@ from agf.reported import CALIBRATION_T, PHASE_TRANSITION, STRESS75, VIT_BOTTLENE
 from experiments.study import StudySpec
 from flowprune.reports.agf_common import AGF_KEY, agf_columns
 from flowprune.reports.common import fmt_mean_std, write_table
-from flowprune.reports.study import final_runs, load_study, paired_by_seed, protocol_note, recorded
+from flowprune.reports.study import final_runs, load_study, paired_cells, protocol_note, recorded
 
 STUDIES = {"A1": "a1_resnet8", "A2": "a2_resnet8", "A3": "a3_vit_micro"}
 CONTROLS = ("dense+ft", "agf (scratch)", "scratch")
@@ -86,8 +86,7 @@ def cell_table(final: pd.DataFrame, dense: pd.DataFrame) -> pd.DataFrame:
 def paired(final: pd.DataFrame, target: float, a: str, b: str, direction: int = 1) -> dict | None:
     """Paired Δ final test accuracy of arm ``a`` minus arm ``b`` at ``target`` over their common seeds."""
     sub = final[final["target"].astype(float).round(6) == round(target, 6)]
-    sa, sb = (sub[sub["scorer"] == x].set_index("seed")["test_acc"] for x in (a, b))
-    return paired_by_seed(sa, sb, direction)
+    return paired_cells(sub[sub["scorer"] == a], sub[sub["scorer"] == b], direction)
 
 
 def paired_table(final: pd.DataFrame) -> pd.DataFrame:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from flowprune.reports.common import fmt_mean_std, write_table
-from flowprune.reports.study import final_runs, load_study, paired_by_seed, protocol_note, recorded
+from flowprune.reports.study import final_runs, load_study, paired_cells, protocol_note, recorded
 
 STUDIES = {"S1": "s1_resnet8", "D1": "d1_resnet8"}
 #: per study: the arm its claim is about, the arm it is compared with in the claim, and what the target reduces
@@ -80,8 +80,7 @@ def cell_table(final: pd.DataFrame, dense: pd.DataFrame, key: str = "S1") -> pd.
 
 def paired(final: pd.DataFrame, target: float, a: str, b: str) -> dict | None:
     sub = final[final["target"].astype(float).round(6) == round(target, 6)]
-    sa, sb = (sub[sub[ARM] == x].set_index("seed")["test_acc"] for x in (a, b))
-    return paired_by_seed(sa, sb, 1)
+    return paired_cells(sub[sub[ARM] == a], sub[sub[ARM] == b])
 
 
 def paired_table(final: pd.DataFrame, key: str = "S1") -> pd.DataFrame:

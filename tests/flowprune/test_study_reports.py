@@ -36,6 +36,21 @@ def test_h1_cells_use_the_lr_chosen_on_validation_and_claims_pair_by_seed(tmp_pa
     assert rows[0]["verdict"] == "holds" and rows[0]["delta"].startswith(f"{diffs.mean():+.2f}")
 
 
+def test_seeds_from_different_dense_checkpoints_are_not_pairs():
+    import pandas as pd
+
+    a, b = pd.Series({0: 91.0, 1: 90.0, 2: 90.5, 3: 90.2}), pd.Series({0: 92.0, 1: 89.0, 2: 89.7, 3: 89.4})
+    same = pd.Series({0: 92.5, 1: 92.3, 2: 92.4, 3: 92.2})
+    p = study_hyperflows.paired_by_seed(a, b, 1, same, same.replace(92.5, 92.9))   # seed 0 re-trained elsewhere
+    diffs = np.array([90.0, 90.5, 90.2]) - np.array([89.0, 89.7, 89.4])
+    assert p["seeds"] == 3 and p["crossed"] == 1 and p["delta"].text().startswith(f"{diffs.mean():+.2f}")
+    assert p["verdict"] == "holds"                                     # the crossed seed 0 (Δ = -1) left out
+    p = study_hyperflows.paired_by_seed(a.drop(3), b.drop(3), 1, same, same.replace(92.5, 92.9))
+    assert p["seeds"] == 2 and p["verdict"].startswith("no verdict: 2 same-checkpoint pairs (seed 0 crossed")
+    assert study_hyperflows.paired_by_seed(a.drop(3), b.drop(3), 1, same, same)["verdict"] == "inconclusive"
+    assert study_hyperflows.paired_by_seed(a.drop([2, 3]), b.drop([2, 3])) is None   # too few, nothing crossed
+
+
 def test_h2_curvature_verdict_from_per_seed_fits(tmp_path):
     store = ResultsStore(tmp_path)
     lams = [2.0 ** k for k in range(-6, 4)]
