@@ -151,8 +151,8 @@ def inference_copy(model: nn.Module, channels_last: bool = True, fold_bn: bool =
     import copy
 
     net = copy.deepcopy(model).eval()
-    if fold_bn:
-        from torch.fx.experimental.optimization import fuse
+    if fold_bn and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules()):
+        from torch.fx.experimental.optimization import fuse   # (a traced ViT would not export: nothing to fold)
         try:
             net = fuse(net)
         except Exception:  # not symbolically traceable: keep the BN layers
@@ -234,7 +234,8 @@ def _faithful_forms(net: nn.Module, forms: Iterable[str], x: torch.Tensor, who: 
             run = in_form(net, form, x)
             out = run[0](run[1]).float()
         except Exception as e:  # an exporter/tracer that cannot take this model: time the other forms
-            log.warning("timing form %s of the %s model is unavailable (%s: %s)", form, who, type(e).__name__, e)
+            log.warning("timing form %s of the %s model is unavailable (%s: %s)", form, who, type(e).__name__,
+                        (str(e).splitlines() or [""])[0])
             continue
         if torch.allclose(out, ref, rtol=1e-3, atol=1e-3):
             runs[form] = run

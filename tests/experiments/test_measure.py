@@ -130,6 +130,25 @@ def test_each_timing_form_computes_what_the_model_computes(form):
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())   # the original is untouched
 
 
+@pytest.mark.parametrize("form", ["deploy", "frozen", "onnxruntime"])
+def test_each_timing_form_of_a_vit_computes_what_it_computes(form):
+    """A model without BatchNorm is not FX-traced for folding (a traced timm ViT failed ONNX export: its attention's
+    ``is_causal`` became a traced tensor), so the ViT has all its timing forms."""
+    import importlib.util
+
+    from experiments.measure import in_form
+
+    if form == "onnxruntime" and importlib.util.find_spec("onnxruntime") is None:
+        pytest.skip("onnxruntime is optional ([deploy])")
+    torch.manual_seed(0)
+    model = create_model("vit_micro", 10, 1, 28).eval()
+    x = torch.randn(3, 1, 28, 28)
+    net, xd = in_form(model, form, x)
+    assert not isinstance(net, torch.fx.GraphModule)
+    with torch.no_grad():
+        torch.testing.assert_close(net(xd), model(x), rtol=1e-4, atol=1e-4)
+
+
 def test_a_form_that_deviates_or_fails_is_not_timed(monkeypatch, caplog):
     from experiments import measure
 
