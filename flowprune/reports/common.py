@@ -186,14 +186,15 @@ def write_table(df: pd.DataFrame, name: str, out_dir: str | Path, note: str = ""
 
 
 def save_figure(fig, name: str, out_dir: str | Path) -> list[Path]:
-    """``<out_dir>/<name>.png`` (150 dpi) and ``.pdf``; closes the figure; returns both paths."""
+    """``<out_dir>/<name>.png`` (150 dpi) and ``.pdf`` without a creation date (a rebuild from the same store gives
+    the same bytes); closes the figure; returns both paths."""
     import matplotlib.pyplot as plt
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.png", out / f"{name}.pdf"]
     fig.savefig(paths[0], dpi=150, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None})
     plt.close(fig)
     return paths
 
