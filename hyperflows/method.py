@@ -405,10 +405,11 @@ class Hyperflows(Method):
                                   flow_step=self.flow_step, seed=self.seed)
 
     def fit_options(self, ctx: "StageContext") -> dict:
-        """E_p + E_r epochs, SGD on the weights with the two cosine phases, the method's label smoothing."""
+        """E_p + E_r epochs, the weight recipe (SGD by default) with its two cosine phases, the method's label smoothing."""
         w = self.weights
         optimizer = {"name": w.optimizer, "lr": w.lr_prune_start, "momentum": w.momentum,
-                     "weight_decay": w.weight_decay, "nesterov": False, "no_decay_bias_norm": False}
+                     "weight_decay": w.weight_decay, "nesterov": False,
+                     "no_decay_bias_norm": w.no_decay_bias_norm}
         return {"phase": "finetune", "epochs": self.phases.pressure_epochs + self.phases.regrowth_epochs,
                 "schedule_phases": self.schedule_phases(), "optimizer": optimizer,
                 "label_smoothing": self.label_smoothing}

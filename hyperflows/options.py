@@ -74,6 +74,7 @@ class WeightRecipe:
     optimizer: str = "sgd"
     momentum: float = 0.9
     weight_decay: float = 5e-4
+    no_decay_bias_norm: bool = False   # true: biases and norm scales skip weight decay (a ViT's AdamW recipe)
     lr_prune_start: float = 0.1
     lr_prune_end: float = 0.01 / 3
     lr_regrow_start: float = 1e-3

@@ -30,6 +30,7 @@ PLANNED = {
     "A4": "routing: escalation rate and cost at full-model accuracy",
     "A5": "selection stability and signal compression",
     "S1": "ours: learned channel flows (structured Hyperflows) >= AGF at equal MACs",
+    "S1-vit": "ours: learned MLP-neuron flows (structured Hyperflows) >= AGF at equal MACs on vit_micro",
 }
 
 

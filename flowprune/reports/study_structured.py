@@ -1,10 +1,11 @@
 """Studies of ours on physically narrower networks, arms compared at one cost target:
 
-- S1: structured Hyperflows (learned channel flows) vs one-shot channel scorers at equal MACs;
+- S1: structured Hyperflows (learned channel flows) vs one-shot channel scorers at equal MACs (ResNet-8 channels;
+  S1-vit: vit_micro's MLP neurons);
 - D1: AGF with a measured-latency target, kernel-friendly widths (``round_to=16``) vs free widths (``round_to=1``).
 
-    flowprune report study   -> <out>/tables/study_{s1,d1}_resnet8.*, study_{s1,d1}_resnet8_paired.*,
-                                <out>/figures/study_{s1,d1}_resnet8_kept_width.{png,pdf}
+    flowprune report study   -> <out>/tables/study_<study>.*, study_<study>_paired.*,
+                                <out>/figures/study_<study>_kept_width.{png,pdf}   (s1_resnet8, s1_vit_micro, d1_resnet8)
 
 Same protocol as :mod:`flowprune.reports.study`: each (target, arm) cell's LR is chosen on validation at the
 selection seed; the headline is the final-epoch test accuracy at that LR over every seed; comparisons are paired by
@@ -19,12 +20,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from flowprune.reports.common import fmt_mean_std, write_table
+from flowprune.reports.common import fmt_mean_std, save_figure, write_table
 from flowprune.reports.study import final_runs, load_study, paired_cells, protocol_note, recorded
 
-STUDIES = {"S1": "s1_resnet8", "D1": "d1_resnet8"}
+STUDIES = {"S1": "s1_resnet8", "S1-vit": "s1_vit_micro", "D1": "d1_resnet8"}
 #: per study: the arm its claim is about, the arm it is compared with in the claim, and what the target reduces
 OURS = {"S1": ("hyperflows_structured", "agf", "MAC reduction"),
+        "S1-vit": ("hyperflows_structured", "agf", "MAC reduction"),
         "D1": ("agf round_to=16", "agf", "latency reduction (bs64)")}
 ARM = "arm"
 
@@ -63,7 +65,7 @@ def cell_table(final: pd.DataFrame, dense: pd.DataFrame, key: str = "S1") -> pd.
     for (target, arm), g in sorted(final.groupby(["target", ARM]),
                                    key=lambda kv: (float(kv[0][0]), kv[0][1] != ours, -kv[1]["test_acc"].mean())):
         kept = g["macs_effective"] / g["dense_macs"]
-        off = (f"{(kept - (1 - float(target))).abs().max():.3f}" if key == "S1" else "")
+        off = (f"{(kept - (1 - float(target))).abs().max():.3f}" if target_label == "MAC reduction" else "")
         rows.append({target_label: f"{float(target):.0%}", "arm": arm, "lr": g["chosen_lr"].iloc[0],
                      "seeds": len(g), "test_acc (final)": fmt_mean_std(g["test_acc"].mean(), g["test_acc"].std()),
                      "MACs kept": f"{kept.mean():.3f}", "max |kept - (1 - target)|": off,
@@ -119,11 +121,7 @@ def kept_width_figure(final: pd.DataFrame, path: Path, key: str = "S1") -> Path 
         ax.set_ylabel("kept channels (mean over seeds)")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path.with_suffix(".png"), dpi=120)
-    fig.savefig(path.with_suffix(".pdf"))
-    plt.close(fig)
-    return path.with_suffix(".png")
+    return save_figure(fig, path.name, path.parent)[0]
 
 
 def write_tables(results_dir, tables: Path, figures: Path) -> None:
@@ -140,6 +138,9 @@ def write_tables(results_dir, tables: Path, figures: Path) -> None:
 CLAIMS = {
     "S1": ("ours (no paper): learned channel flows (structured Hyperflows) >= AGF's one-shot choice at equal MACs",
            "Fashion-MNIST ResNet-8, MAC reduction {target:.0%}, 10 ep. from dense, LR on val", "flows", "AGF"),
+    "S1-vit": ("ours (no paper): learned MLP-neuron flows (structured Hyperflows) >= AGF's one-shot choice at equal "
+               "MACs", "Fashion-MNIST vit_micro, MLP neurons, MAC reduction {target:.0%}, 5 ep. AdamW from dense, LR "
+               "on val", "flows", "AGF"),
     "D1": ("ours (no paper): at equal measured latency, widths rounded to the CPU kernels' channel block (16) keep "
            "more accuracy than free widths", "Fashion-MNIST ResNet-8, AGF, measured batch-64 latency reduced by "
            "{target:.0%}, 5 ep. from dense, LR on val", "round_to=16", "round_to=1"),

@@ -207,3 +207,27 @@ def test_a_spec_with_both_an_lr_grid_and_lr_from_is_refused(tmp_path):
     (tmp_path / "both.yaml").write_text("experiment: study/h1_lenet300\nlr_grid: [0.01, 0.03, 0.1]\nlr_from: x\n")
     with pytest.raises(SystemExit, match="lr_from"):
         StudySpec.load("both", study_dir=tmp_path)
+
+
+def test_s1_on_the_vit_shares_a3s_dense_models_and_gives_the_flows_a3s_adamw_recipe():
+    """S1-vit's dense cache key is A3's (same dataset, model, pretrain recipe), and its flows arm trains the weights with
+    AdamW, decay 0.05 and no decay on biases and norms, as A3's fine-tuning does; its one-shot arms target MACs."""
+    import hydra.utils
+    from experiments.checkpoint import config_key
+    from experiments.train.optim import create_optimizer
+    from experiments.models import create_model
+
+    s1, a3 = StudySpec.load("s1_vit_micro"), StudySpec.load("a3_vit_micro")
+    c1, c3 = (compose([*spec.base(), "seed=0"]) for spec in (s1, a3))
+    assert config_key(c1["dataset"], c1["model"], c1["trainer"]["pretrain"], 0) == \
+        config_key(c3["dataset"], c3["model"], c3["trainer"]["pretrain"], 0)
+    flows, agf = (compose([*s1.base(), *cell, "method.lr=0.0003", "seed=0"]) for cell in s1.cells()[:3:2])
+    assert agf["method"]["target_kind"] == "macs" and agf["trainer"]["epochs"] == flows["trainer"]["epochs"] == 5
+    method = hydra.utils.instantiate(flows["method"], _convert_="all")
+    opt = method.fit_options(None)["optimizer"]
+    assert (opt["name"], opt["lr"], opt["weight_decay"], opt["no_decay_bias_norm"]) == ("adamw", 0.0003, 0.05, True)
+    model = create_model("vit_micro", 10, 1, 28)
+    groups = create_optimizer(model.named_parameters(), **opt).param_groups
+    ndim1 = sum(p.numel() for p in model.parameters() if p.ndim <= 1)
+    assert [g["weight_decay"] for g in groups] == [0.05, 0.0]
+    assert sum(p.numel() for p in groups[1]["params"]) == ndim1

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from experiments.results import ResultsStore
 from flowprune.reports import study as study_hyperflows
@@ -101,10 +102,10 @@ def test_agf_study_pairs_agf_with_the_strongest_scorer_on_validation(tmp_path):
     assert table.loc[table["B"] == "dense+ft", "verdict (A > B)"].item() == "contradicted"
 
 
-def s1_record(arm, target, lr, seed, val, test, kept=None):
+def s1_record(arm, target, lr, seed, val, test, kept=None, study="s1_resnet8"):
     method = {"name": arm, "lr": lr, "target_sparsity": target} if arm == "hyperflows_structured" else \
         {"name": "structured", "lr": lr, "target_sparsity": target, "scorer": {"name": arm}, "target_kind": "macs"}
-    return {"run_id": f"{arm}-{target}-{lr}-{seed}", "experiment": "study/s1_resnet8", "status": "ok", "seed": seed,
+    return {"run_id": f"{arm}-{target}-{lr}-{seed}", "experiment": f"study/{study}", "status": "ok", "seed": seed,
             "config": {"method": method, "model": {"name": "resnet8"}, "dataset": {"name": "fashion_mnist"},
                        "sparsity": {"target": target}, "trainer": {"pretrain": {"epochs": 15}}, "stages": []},
             "metrics": {"val_acc": val, "test_acc": test, "test_acc_best": test, "params_total": 40,
@@ -113,29 +114,34 @@ def s1_record(arm, target, lr, seed, val, test, kept=None):
                         "kept_channels": kept or {"layer1.0.conv1": 8, "layer2.0.conv1": 16}}}
 
 
-def test_s1_pairs_the_learned_flows_with_agf_at_the_lr_chosen_on_val(tmp_path):
+@pytest.mark.parametrize("study, key, lrs", [("s1_resnet8", "S1", (0.01, 0.03, 0.1)),
+                                             ("s1_vit_micro", "S1-vit", (0.0001, 0.0003, 0.001))])
+def test_s1_pairs_the_learned_flows_with_agf_at_the_lr_chosen_on_val(tmp_path, study, key, lrs):
     from flowprune.reports import claims, study_structured
 
+    lo, mid, hi = lrs
     store = ResultsStore(tmp_path)
-    for lr, val in ((0.01, 80.0), (0.03, 85.0), (0.1, 84.0)):   # flows: 0.03 wins on val; 0.1 best on test
-        store.append(s1_record("hyperflows_structured", 0.5, lr, 0, val, 95.0 if lr == 0.1 else 90.0), study=True)
-        store.append(s1_record("agf", 0.5, lr, 0, val + (1 if lr == 0.01 else -5), 89.0), study=True)
+    for lr, val in ((lo, 80.0), (mid, 85.0), (hi, 84.0)):   # flows: mid wins on val; hi best on test
+        store.append(s1_record("hyperflows_structured", 0.5, lr, 0, val, 95.0 if lr == hi else 90.0, study=study),
+                     study=True)
+        store.append(s1_record("agf", 0.5, lr, 0, val + (1 if lr == lo else -5), 89.0, study=study), study=True)
     for seed in (1, 2):
-        store.append(s1_record("hyperflows_structured", 0.5, 0.03, seed, 85.0, 90.0 + 0.2 * seed), study=True)
-        store.append(s1_record("agf", 0.5, 0.01, seed, 81.0, 89.0 + 0.1 * seed), study=True)
-    df, spec = study_structured.study_runs(tmp_path, "s1_resnet8")
+        store.append(s1_record("hyperflows_structured", 0.5, mid, seed, 85.0, 90.0 + 0.2 * seed, study=study),
+                     study=True)
+        store.append(s1_record("agf", 0.5, lo, seed, 81.0, 89.0 + 0.1 * seed, study=study), study=True)
+    df, spec = study_structured.study_runs(tmp_path, study)
     final = study_structured.final_runs(df, spec, arm="arm")
-    assert dict(zip(final["arm"], final["lr"])) == {"hyperflows_structured": 0.03, "agf": 0.01}
-    table = study_structured.cell_table(final, df.iloc[0:0])
+    assert dict(zip(final["arm"], final["lr"])) == {"hyperflows_structured": mid, "agf": lo}
+    table = study_structured.cell_table(final, df.iloc[0:0], key)
     assert list(table["arm"]) == ["hyperflows_structured", "agf"]
     assert list(table["max |kept - (1 - target)|"]) == ["0.020", "0.020"]
     assert table["speed-up bs64 (measured)"].iloc[0] == "1.60 ± 0.00"
     assert table["speed-up bs1 (measured)"].iloc[0] == "1.30 ± 0.10"   # seeds 0, 1, 2 at the chosen LR
     (row,) = study_structured.claims(tmp_path)
     diffs = np.array([90.0, 90.2, 90.4]) - np.array([89.0, 89.1, 89.2])
-    assert row["id"] == "S1 50%" and row["delta"].startswith(f"{diffs.mean():+.2f}") and row["verdict"] == "holds"
-    assert "S1 50%" in set(claims.build(tmp_path)["claim"])
-    png = study_structured.kept_width_figure(final, tmp_path / "fig" / "kept")
+    assert row["id"] == f"{key} 50%" and row["delta"].startswith(f"{diffs.mean():+.2f}") and row["verdict"] == "holds"
+    assert f"{key} 50%" in set(claims.build(tmp_path)["claim"])
+    png = study_structured.kept_width_figure(final, tmp_path / "fig" / "kept", key)
     assert png.exists() and png.stat().st_size > 1000
 
 
