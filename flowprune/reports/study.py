@@ -3,7 +3,7 @@
     flowprune report study [--results-dir results] [--out DIR]
     -> <out>/tables/study_h1_<model>.{md,csv,tex}, study_h1_<model>_paired.*, study_h1_<model>_controller.*,
        and the AGF studies' tables (:mod:`flowprune.reports.study_agf`), study S1's
-       (:mod:`flowprune.reports.study_structured`)
+       (:mod:`flowprune.reports.study_structured`), the dense models' convergence (:mod:`flowprune.reports.study_dense`)
 
 Reads the study's records (``results/store/study__h1_*.jsonl``) and applies the protocol of
 ``experiments/study.py``: each (model, method, sparsity) cell's LR is the one with the best final-epoch
@@ -287,7 +287,7 @@ def claims(results_dir) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from flowprune.reports import study_agf, study_routing, study_selection, study_structured  # they build on
+    from flowprune.reports import study_agf, study_dense, study_routing, study_selection, study_structured  # they build on
     # this module's protocol helpers
 
     ap = report_parser(__doc__, experiment="", wandb=False)
@@ -305,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     study_routing.write_tables(args.results_dir, tables)
     study_selection.write_tables(args.results_dir, tables)
     study_structured.write_tables(args.results_dir, tables, out_dir(args, "figures"))
+    study_dense.write_tables(args.results_dir, tables, out_dir(args, "figures"))
     return 0
 
 

@@ -10,9 +10,11 @@ from experiments.study import StudySpec
 
 ROOT = Path(__file__).resolve().parents[2]
 STORE = ROOT / "results" / "store"
-#: the study issue's floors: mean dense test accuracy over seeds (%)
-FLOORS = {"lenet300": 89.0, "lenet5": 90.0, "resnet8": 92.0, "vit_micro": 85.0}
-PLATEAU = 0.3       # points gained over the last quarter of the dense budget, at most
+from flowprune.reports.study_dense import FLOORS, PLATEAU
+
+#: models whose dense budget the study issue caps (CPU-minutes per seed): where they do not plateau within it, the
+#: issue asks for the floor and a flattening learning curve instead, and the README to say so
+CAPPED_MINUTES = {"vit_micro": 40}
 TOLERANCE = 0.003   # achieved sparsity vs target
 MAC_TOLERANCE = 0.02  # kept MAC fraction vs 1 - target (issue 13)
 
@@ -24,16 +26,33 @@ def study_records():
     return [r for f in files for r in read_records(f) if r.get("status") == "ok"]
 
 
+def dense_records():
+    return [r for r in study_records()
+            if r["config"]["method"]["name"] == "dense" and "finetune" not in r["config"]["stages"]]
+
+
 def dense_by_budget():
     """(experiment, model) -> {pretrain epochs: {seed: test acc}} of the dense-only records."""
     out = {}
-    for r in study_records():
-        if r["config"]["method"]["name"] == "dense" and "finetune" not in r["config"]["stages"]:
-            key = (r["experiment"], r["config"]["model"]["name"])
-            out.setdefault(key, {}).setdefault(r["config"]["trainer"]["pretrain"]["epochs"], {})[r["seed"]] = \
-                r["metrics"]["test_acc"]
+    for r in dense_records():
+        key = (r["experiment"], r["config"]["model"]["name"])
+        out.setdefault(key, {}).setdefault(r["config"]["trainer"]["pretrain"]["epochs"], {})[r["seed"]] = \
+            r["metrics"]["test_acc"]
     assert out, "the study store has no dense records"
     return out
+
+
+def assert_capped_and_flattening(exp: str, model: str, full: int):
+    """A capped model that did not plateau: one more quarter of its budget would not fit the cap (measured pretrain
+    minutes per seed, 1 thread), and each seed's curve gains per epoch over its last quarter < 1/4 of its first."""
+    runs = [r for r in dense_records() if r["experiment"] == exp and r["config"]["trainer"]["pretrain"]["epochs"] == full]
+    minutes = sum(r["stage_seconds"]["pretrain"] for r in runs) / len(runs) / 60
+    assert minutes * 4 / 3 > CAPPED_MINUTES[model], f"{exp}: {minutes:.0f} min per seed, a longer budget fits the cap"
+    for r in runs:
+        c = r["metrics"]["dense_curve_test_acc"]
+        q = len(c) // 4
+        first, last = (c[q] - c[0]) / q, (c[-1] - c[-1 - q]) / q
+        assert last < first / 4, f"{exp} seed {r['seed']}: the curve is not flattening ({first:.2f} -> {last:.2f}/epoch)"
 
 
 def test_every_dense_model_meets_its_floor():
@@ -43,7 +62,8 @@ def test_every_dense_model_meets_its_floor():
 
 
 def test_every_dense_model_has_plateaued():
-    """The last quarter of the budget adds < 0.3 points: the same recipe with 3/4 of the epochs, paired by seed."""
+    """The last quarter of the budget adds < 0.3 points: the same recipe with 3/4 of the epochs, paired by seed (a
+    capped model may instead show its budget at the cap and its curve flattening)."""
     dense = dense_by_budget()
     for (exp, model), budgets in dense.items():
         full = max(budgets)
@@ -56,6 +76,9 @@ def test_every_dense_model_has_plateaued():
         assert short, f"{exp}: no dense run with {round(0.75 * full)} epochs (the plateau check)"
         seeds = sorted(set(short) & set(budgets[full]))
         gain = sum(budgets[full][s] - short[s] for s in seeds) / len(seeds)
+        if model in CAPPED_MINUTES and gain >= PLATEAU:
+            assert_capped_and_flattening(exp, model, full)
+            continue
         assert gain < PLATEAU, f"{exp}: dense {model} gains {gain:+.2f} over the last quarter of its budget"
 
 

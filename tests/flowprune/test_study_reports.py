@@ -283,3 +283,35 @@ def test_a3_pairs_agf_with_the_stronger_of_wanda_and_ria_and_t10_with_t100(tmp_p
     assert rows["A3 50% width"]["verdict"] == "holds" and "86.81" in rows["A3 50% width"]["paper"]
     d = np.array([85.0, 85.2, 85.4]) - np.array([84.0, 84.1, 84.2])
     assert rows["A3 T 50% width"]["delta"].startswith(f"{d.mean():+.2f}") and rows["A3 T 50% width"]["verdict"] == "holds"
+
+
+def test_dense_convergence_table_checks_floor_plateau_and_curve_slopes(tmp_path):
+    from flowprune.reports import study_dense
+
+    store = ResultsStore(tmp_path)
+
+    def dense(exp, model, epochs, seed, curve, seconds=60.0):
+        store.append({"run_id": f"{exp}-{epochs}-{seed}", "experiment": exp, "status": "ok", "seed": seed,
+                      "stage_seconds": {"pretrain": seconds},
+                      "config": {"method": {"name": "dense"}, "model": {"name": model},
+                                 "dataset": {"name": "fashion_mnist"}, "trainer": {"pretrain": {"epochs": epochs}},
+                                 "stages": ["pretrain", "evaluate"]},
+                      "metrics": {"test_acc": curve[-1], "dense_curve_test_acc": curve}}, study=True)
+
+    for seed in (0, 1):   # lenet300: 8 epochs, +0.1 over the last quarter -> converged
+        dense("study/h1_lenet300", "lenet300", 8, seed, [80, 84, 86, 88, 89, 89.5, 89.6, 89.7 + seed * 0.1])
+        dense("study/h1_lenet300", "lenet300", 6, seed, [80, 84, 87, 88.5, 89.5, 89.6 + seed * 0.1])
+    for seed in (0, 1):   # vit: above its floor, +1.0 over the last quarter -> not plateaued
+        dense("study/a3_vit_micro", "vit_micro", 4, seed, [80, 84, 86, 87.0])
+        dense("study/a3_vit_micro", "vit_micro", 3, seed, [80, 84, 86.0])
+    dense("study/s1_vit_micro", "vit_micro", 4, 0, [70, 80, 82, 84.0], seconds=0.01)   # cached, below the floor
+    table = study_dense.convergence_table(study_dense.dense_runs(tmp_path)).set_index("study")
+    assert table.loc["h1_lenet300", "verdict"] == "converged"
+    assert table.loc["h1_lenet300", "gain, last quarter (pairs)"] == "+0.10 (2)"
+    # a quarter of 8 epochs is 2: first (86 - 80) / 2; last (89.7 or 89.8 - 89.5) / 2
+    assert table.loc["h1_lenet300", "gain/epoch, 1st quarter"] == pytest.approx(3.0)
+    assert table.loc["h1_lenet300", "gain/epoch, last quarter"] == pytest.approx(0.125)
+    assert table.loc["a3_vit_micro", "verdict"] == "floor met, not plateaued"
+    assert table.loc["a3_vit_micro", "gain, last quarter (pairs)"] == "+1.00 (2)"
+    assert table.loc["s1_vit_micro", "verdict"] == "below floor"
+    assert table.loc["s1_vit_micro", "pretrain min/seed"] == "cached"
