@@ -8,15 +8,17 @@ sparsity). For each spec the runner
    cosine schedule the *in-run* curve always climbs at the end, where the LR anneals, so the budget is compared,
    not two epochs of one run);
 2. runs every cell at every learning rate of ``lr_grid`` (``method.lr``) with the selection seed;
-3. chooses each cell's LR by its final-epoch **validation** accuracy (:func:`choose_lr`; never test);
+3. chooses each cell's LR by its final-epoch **validation** accuracy (:func:`choose_lr`; never test); an LR whose
+   training diverged (:func:`diverged`) is not chosen;
 4. runs every cell at its chosen LR with every seed of ``seeds``; ``variants`` (e.g. Hyperflows without
    regrowth) run the matching cells with extra overrides at the same chosen LR; ``controls`` (fixed overrides,
    e.g. dense + the same fine-tuning) run at every seed without an LR search.
 Records go to ``<results_dir>/store/<experiment>.jsonl`` (``store=study``). A point (one run) is done when the
-store has an ok record that agrees with it on the study's axes and the protocol keys (:class:`StudyIndex`), not
-on the whole config's hash, so the committed records keep counting when the config layout changes; only the
-missing points are launched, one ``run.py`` process each, ``jobs`` at a time. A study thus continues where it
-stopped, across sessions, machines and refactors. ``python -m experiments.study <name> [--dry-run] [--jobs 2]``.
+store has an ok (or diverged) record that agrees with it on the study's axes and the protocol keys
+(:class:`StudyIndex`), not on the whole config's hash, so the committed records keep counting when the config
+layout changes; only the missing points are launched, one ``run.py`` process each, ``jobs`` at a time. A study
+thus continues where it stopped, across sessions, machines and refactors.
+``python -m experiments.study <name> [--dry-run] [--jobs 2]``.
 """
 from __future__ import annotations
 
@@ -171,19 +173,29 @@ def point_keys(spec: "StudySpec") -> list[str]:
     return [k for k in keys if k != "experiment_name"] if spec.shares else keys
 
 
-def counted(records: Iterable[dict], spec: "StudySpec") -> list[dict]:
+def diverged(record: dict) -> bool:
+    """A run that failed because its training diverged (``NonFiniteLoss``): an outcome of its LR, which the LR
+    selection counts as the worst validation accuracy, not a missing run (a re-run with the same seed diverges
+    again)."""
+    return record.get("status") == "failed" and str(record.get("error") or "").startswith("NonFiniteLoss")
+
+
+def counted(records: Iterable[dict], spec: "StudySpec", with_diverged: bool = False) -> list[dict]:
     """The ok records that count for ``spec``'s points, one per point (the last one; the study's own records win
-    over those of the studies it ``shares``), in store order."""
+    over those of the studies it ``shares``), in store order. ``with_diverged``: a point with no ok record is
+    represented by its :func:`diverged` record, if it has one."""
     keys, rank = point_keys(spec), {e: i for i, e in enumerate(spec.experiments())}
-    best: dict[tuple, tuple[int, int, dict]] = {}
+    best: dict[tuple, tuple[int, int, int, dict]] = {}
     for i, r in enumerate(records):
-        if r.get("status") != "ok" or not isinstance(r.get("config"), dict) or r.get("experiment") not in rank:
+        ok = r.get("status") == "ok"
+        if not (ok or with_diverged and diverged(r)) or not isinstance(r.get("config"), dict) \
+                or r.get("experiment") not in rank:
             continue
         point = point_identity(r["config"], keys)
-        prev = best.get(point)
-        if prev is None or rank[r["experiment"]] <= prev[0]:
-            best[point] = (rank[r["experiment"]], i, r)
-    return [r for _, _, r in sorted(best.values(), key=lambda v: v[1])]
+        prev, order = best.get(point), (not ok, rank[r["experiment"]])
+        if prev is None or order <= prev[:2]:
+            best[point] = (*order, i, r)
+    return [r for *_, r in sorted(best.values(), key=lambda v: v[2])]
 
 
 def plateau_epochs(cfg: dict) -> int:
@@ -192,14 +204,25 @@ def plateau_epochs(cfg: dict) -> int:
 
 
 def choose_lr(val_by_lr: dict[float, float | None]) -> float | None:
-    """The LR with the highest final validation accuracy (ties: the smaller LR); None until every LR has one."""
+    """The LR with the highest final validation accuracy (ties: the smaller LR); None until every LR has one, and
+    when every LR diverged (``-inf``, see :func:`diverged`)."""
     if not val_by_lr or any(v is None for v in val_by_lr.values()):
         return None
-    return max(sorted(val_by_lr), key=lambda lr: (val_by_lr[lr], -lr))
+    best = max(sorted(val_by_lr), key=lambda lr: (val_by_lr[lr], -lr))
+    return None if val_by_lr[best] == float("-inf") else best
+
+
+def selection_val(record: dict | None) -> float | None:
+    """What a point's record gives the LR selection: its final validation accuracy, ``-inf`` when its training
+    diverged, None when it has not run (or failed otherwise)."""
+    if record is None:
+        return None
+    return float("-inf") if diverged(record) else (record.get("metrics") or {}).get("val_acc")
 
 
 class StudyIndex:
-    """The study's ok records by point identity (:func:`point_identity` over ``spec.identity_keys()``).
+    """The study's ok records by point identity (:func:`point_identity` over ``spec.identity_keys()``), and the
+    :func:`diverged` records of points without one: both are done (a diverged run is not launched again).
 
     A record counts for a point when its experiment, the study's axes and the protocol keys agree, whatever
     else the config holds, so the committed store stays valid when the config layout changes (a key added,
@@ -215,14 +238,15 @@ class StudyIndex:
 
     def refresh(self) -> None:
         self.done = {point_identity(r["config"], self.keys): r
-                     for r in counted(ResultsStore(self.results_dir).records(study_only=True), self.spec)}
+                     for r in counted(ResultsStore(self.results_dir).records(study_only=True), self.spec,
+                                      with_diverged=True)}
 
     def record(self, overrides: list[str]) -> dict | None:
-        """The last ok record of the point ``overrides`` (the spec's base included), or None."""
+        """The last ok (else diverged) record of the point ``overrides`` (the spec's base included), or None."""
         return self.done.get(point_identity(compose(overrides), self.keys))
 
     def missing(self, overrides: list[str], seeds: list[int]) -> list[list[str]]:
-        """The points ``overrides`` + ``seed=s`` that have no ok record."""
+        """The points ``overrides`` + ``seed=s`` that have no ok or diverged record."""
         return [[*overrides, f"seed={s}"] for s in seeds if self.record([*overrides, f"seed={s}"]) is None]
 
 
@@ -234,7 +258,7 @@ def selection(spec: StudySpec, index: StudyIndex, cells: list[list[str]] | None 
         vals = {}
         for lr in spec.lr_grid:
             rec = index.record([*spec.base(), *cell, f"method.lr={lr}", f"seed={spec.select_seed}"])
-            vals[float(lr)] = None if rec is None else (rec.get("metrics") or {}).get("val_acc")
+            vals[float(lr)] = selection_val(rec)
         rows.append({"cell": cell, "val_by_lr": vals, "lr": choose_lr(vals)})
     return rows
 
@@ -308,6 +332,10 @@ def run_study(spec: StudySpec, launch: Launcher) -> list[dict]:
     if waiting:
         print(f"  {len(waiting)} of {len(chosen)} cells wait for their LR-selection runs"
               f"{' (study ' + spec.lr_from + ')' if spec.lr_from else ''} (missing or failed)", flush=True)
+    for row in chosen:
+        if any(v == float("-inf") for v in row["val_by_lr"].values()):
+            print(f"  diverged (counted as not chosen): {' '.join(row['cell'])} at LR "
+                  f"{', '.join(str(lr) for lr, v in row['val_by_lr'].items() if v == float('-inf'))}", flush=True)
     finals = []
     for row in chosen:
         if row["lr"] is None:

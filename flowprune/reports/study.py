@@ -18,8 +18,8 @@ import pandas as pd
 
 from experiments.stats import paired_delta, verdict
 from experiments.results import ResultsStore
-from experiments.study import STUDY_DIR, StudySpec, choose_lr, counted
-from flowprune.reports.common import fmt_mean_std, load_runs, out_dir, report_parser, write_table
+from experiments.study import STUDY_DIR, StudySpec, choose_lr, counted, diverged
+from flowprune.reports.common import fmt_mean_std, flatten_record, load_runs, out_dir, report_parser, write_table
 
 STUDIES = {"lenet300": "h1_lenet300", "lenet5": "h1_lenet5"}
 BASELINES = ("gmp", "rigl", "granet", "snip", "synflow", "magnitude")
@@ -49,13 +49,16 @@ def extra(r: dict) -> dict:
 
 def load_study(results_dir, spec: StudySpec, extra, key: list[str]) -> pd.DataFrame:
     """The study's records as rows (:func:`load_runs`): its own, and those of the studies it ``shares`` that count
-    for one of its points and that it has not run itself (:func:`experiments.study.counted`)."""
+    for one of its points and that it has not run itself (:func:`experiments.study.counted`); then one row per
+    point whose training diverged (``status`` "failed", ``val_acc`` −inf: an LR the selection does not choose)."""
+    records = ResultsStore(results_dir).records(study_only=True)
     df = load_runs(results_dir, spec.experiments(), extra=extra, key=key, study_only=True)
-    if df.empty or not spec.shares:
-        return df
-    shared = {r["run_id"] for r in counted(ResultsStore(results_dir).records(study_only=True), spec)
-              if r.get("experiment") != spec.experiment}
-    return df[(df["experiment"] == spec.experiment) | df["run_id"].isin(shared)].reset_index(drop=True)
+    if not df.empty and spec.shares:
+        shared = {r["run_id"] for r in counted(records, spec) if r.get("experiment") != spec.experiment}
+        df = df[(df["experiment"] == spec.experiment) | df["run_id"].isin(shared)].reset_index(drop=True)
+    failed = [{**flatten_record(r), **extra(r), "val_acc": float("-inf"), "test_acc": float("nan")}
+              for r in counted(records, spec, with_diverged=True) if diverged(r)]
+    return pd.concat([pd.DataFrame(failed), df], ignore_index=True) if failed else df
 
 
 def study_runs(results_dir, study: str) -> tuple[pd.DataFrame, StudySpec]:
@@ -101,7 +104,7 @@ def final_runs(df: pd.DataFrame, spec: StudySpec, arm: str = "method") -> pd.Dat
     if df.empty:
         return df
     lrs = chosen_lrs(df, spec, arm)
-    df = df[df["method"] != "dense"].copy()
+    df = df[(df["method"] != "dense") & (df["status"] == "ok")].copy()
     df["chosen_lr"] = [lrs.get((m, round(float(t), 6), a)) for m, t, a in zip(df["model"], df["target"], df[arm])]
     return df[df["lr"] == df["chosen_lr"]]
 

@@ -50,6 +50,28 @@ def test_runner_skips_what_the_store_has_and_runs_the_chosen_lr_for_missing_seed
     assert rec.calls == [[[*base, "method=magnitude", "sparsity.target=0.5", "method.lr=0.03", "seed=1"]]]
 
 
+def test_a_diverged_lr_is_not_chosen_and_not_launched_again(tmp_path):
+    spec = StudySpec(name="t", experiment="study/h1_lenet300", grid={"method": ["gmp"], "sparsity.target": [0.5]},
+                     lr_grid=[0.03, 0.1, 0.3], select_seed=0, seeds=[0, 1], dense=False)
+    store = ResultsStore(tmp_path)
+    cell = [*spec.base(), "method=gmp", "sparsity.target=0.5"]
+
+    def put(lr, val, status="ok", error=None, run_id="x"):
+        store.append({"run_id": run_id, "experiment": "study/h1_lenet300", "status": status, "error": error,
+                      "config": compose([*cell, f"method.lr={lr}", "seed=0"]), "metrics": {"val_acc": val}},
+                     study=True)
+    put(0.03, 85.0)
+    put(0.1, 86.0)
+    put(0.3, None, "failed", "NonFiniteLoss: non-finite training loss in finetune epoch 1 step 33; lower method.lr")
+    rec = Recorder(tmp_path)
+    chosen = run_study(spec, rec)
+    assert chosen[0]["val_by_lr"][0.3] == float("-inf") and chosen[0]["lr"] == 0.1
+    assert rec.calls == [[[*cell, "method.lr=0.1", "seed=1"]]]          # 0.3 is done: not re-run
+    put(0.1, None, "failed", "RuntimeError: disk full", run_id="y")     # any other failure is a missing run
+    assert run_study(spec, Recorder(tmp_path))[0]["lr"] == 0.1          # ... and the earlier ok record still counts
+    assert choose_lr({0.03: float("-inf"), 0.1: float("-inf")}) is None  # every LR diverged: nothing to choose
+
+
 def test_runner_launches_the_lr_grid_when_selection_runs_are_missing(tmp_path):
     spec = StudySpec(name="t", experiment="study/h1_lenet300", grid={"method": ["magnitude"], "sparsity.target": [0.5]},
                      lr_grid=[0.01, 0.03, 0.1], seeds=[0], dense=False)

@@ -315,3 +315,19 @@ def test_dense_convergence_table_checks_floor_plateau_and_curve_slopes(tmp_path)
     assert table.loc["a3_vit_micro", "gain, last quarter (pairs)"] == "+1.00 (2)"
     assert table.loc["s1_vit_micro", "verdict"] == "below floor"
     assert table.loc["s1_vit_micro", "pretrain min/seed"] == "cached"
+
+
+def test_a_diverged_lr_counts_as_not_chosen_in_the_tables(tmp_path):
+    store = ResultsStore(tmp_path)
+    for lr, val in ((0.01, 80.0), (0.03, 85.0)):
+        store.append(record("gmp", 0.9, lr, 0, val, 88.0), study=True)
+    diverged = record("gmp", 0.9, 0.1, 0, None, None)
+    diverged.update(status="failed", error="NonFiniteLoss: non-finite training loss in finetune epoch 1 step 3")
+    store.append(diverged, study=True)
+    other = record("gmp", 0.9, 0.01, 1, None, None)   # a failure of another kind is a missing run: not a row
+    other.update(status="failed", error="RuntimeError: killed")
+    store.append(other, study=True)
+    df, spec = study_hyperflows.study_runs(tmp_path, "h1_lenet300")
+    assert len(df) == 3 and df.loc[df["lr"] == 0.1, "val_acc"].item() == float("-inf")
+    assert study_hyperflows.chosen_lrs(df, spec) == {("lenet300", 0.9, "gmp"): 0.03}
+    assert list(study_hyperflows.final_runs(df, spec)["lr"]) == [0.03]
