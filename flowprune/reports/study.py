@@ -13,13 +13,15 @@ LR; comparisons are paired by seed (mean Δ, 95 % t-interval, verdict).
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pandas as pd
 
 from experiments.stats import paired_delta, verdict
 from experiments.results import ResultsStore
 from experiments.study import STUDY_DIR, StudySpec, choose_lr, counted, diverged
-from flowprune.reports.common import fmt_mean_std, flatten_record, load_runs, out_dir, report_parser, write_table
+from flowprune.reports.common import (fail, flatten_record, fmt_mean_std, load_runs, out_dir, report_parser,
+                                      write_table)
 
 STUDIES = {"lenet300": "h1_lenet300", "lenet5": "h1_lenet5"}
 BASELINES = ("gmp", "rigl", "granet", "snip", "synflow", "magnitude")
@@ -295,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = report_parser(__doc__, experiment="", wandb=False)
     args = ap.parse_args(argv)
+    if not ResultsStore(args.results_dir).files(study_only=True):
+        fail(f"no study records in {Path(args.results_dir) / 'store'}; run a study first (`python -m experiments.study "
+             f"<name>` or `make study`) or pass --results-dir")
     tables = out_dir(args, "tables")
     for model, study, df, spec in recorded(args.results_dir, STUDIES):
         final = final_runs(df, spec)

@@ -331,3 +331,11 @@ def test_a_diverged_lr_counts_as_not_chosen_in_the_tables(tmp_path):
     assert len(df) == 3 and df.loc[df["lr"] == 0.1, "val_acc"].item() == float("-inf")
     assert study_hyperflows.chosen_lrs(df, spec) == {("lenet300", 0.9, "gmp"): 0.03}
     assert list(study_hyperflows.final_runs(df, spec)["lr"]) == [0.03]
+
+
+def test_the_study_report_on_an_empty_store_ends_in_one_error_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        study_hyperflows.main(["--results-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1 and f"no study records in {tmp_path / 'store'}" in err
+    assert not (tmp_path / "tables").exists()
