@@ -60,12 +60,19 @@ def arms(df: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
     return pd.concat([scored, controls[controls["scorer"] != "dense+ft"], ft], ignore_index=True)
 
 
+def removed_label(final: pd.DataFrame) -> str:
+    """What a table's target counts: a ViT's MLP neurons, else a CNN's channels."""
+    model = str(final["model"].iloc[0]) if "model" in final and len(final) else ""
+    return "MLP neurons removed" if model.startswith("vit") else "channels removed"
+
+
 def cell_table(final: pd.DataFrame, dense: pd.DataFrame) -> pd.DataFrame:
     rows = []
+    removed = removed_label(final)
     order = {"dense+ft": 2, "agf (scratch)": 1, "scratch": 1}
     for (target, scorer), g in sorted(final.groupby(["target", "scorer"]),
                                       key=lambda kv: (kv[0][0], order.get(kv[0][1], 0), -kv[1]["test_acc"].mean())):
-        rows.append({"channels removed": f"{float(target):.2%}", "arm": scorer,
+        rows.append({removed: f"{float(target):.2%}", "arm": scorer,
                      "lr": g["chosen_lr"].iloc[0], "seeds": len(g),
                      "after prune": fmt_mean_std(g["acc_after_prune"].mean(), g["acc_after_prune"].std())
                      if "acc_after_prune" in g else "",
@@ -77,7 +84,7 @@ def cell_table(final: pd.DataFrame, dense: pd.DataFrame) -> pd.DataFrame:
     full = dense["pretrain_epochs"].max() if not dense.empty else None
     for epochs, g in dense.groupby("pretrain_epochs"):
         name = "dense" if epochs == full else f"dense, {int(epochs)} of {int(full)} epochs (plateau check)"
-        rows.append({"channels removed": "0%", "arm": name, "lr": None, "seeds": len(g), "after prune": "",
+        rows.append({removed: "0%", "arm": name, "lr": None, "seeds": len(g), "after prune": "",
                      "test_acc (final)": fmt_mean_std(g["test_acc"].mean(), g["test_acc"].std()),
                      "params kept": "1.000", "MACs kept": "1.000", "test_acc_best (peak, secondary)": ""})
     return pd.DataFrame(rows)
@@ -91,11 +98,12 @@ def paired(final: pd.DataFrame, target: float, a: str, b: str, direction: int = 
 
 def paired_table(final: pd.DataFrame) -> pd.DataFrame:
     rows = []
+    removed = removed_label(final)
     for target in sorted(final["target"].astype(float).unique()):
         for b in sorted(set(final.loc[final["target"].astype(float) == target, "scorer"]) - {"agf"}):
             p = paired(final, target, "agf", b)
             if p is not None:
-                rows.append({"channels removed": f"{target:.2%}", "A": "agf", "B": b, "seeds": p["seeds"],
+                rows.append({removed: f"{target:.2%}", "A": "agf", "B": b, "seeds": p["seeds"],
                              "A − B (95% CI, wins)": p["delta"].text(), "verdict (A > B)": p["verdict"]})
     return pd.DataFrame(rows)
 
