@@ -74,7 +74,7 @@ reproduce-agf-proxy: install  ## every AGF proxy experiment + its tables/figures
 # The reproduction study (README "Study"): each conf/study/<name>.yaml runs dense models, the LR grid on val, then
 # every seed at the chosen LR; records go to results/store/ (committed) and runs already recorded are skipped,
 # so `make study` continues where the last sitting stopped. STUDIES=<names> runs a subset (one chunk).
-STUDIES ?= h1_lenet300 h2_lenet300 h1_lenet5 a1_resnet8 a2_resnet8 a3_vit_micro a4_resnet8 a5_resnet8 s1_resnet8 s1_route_resnet8 s1_vit_micro d1_resnet8
+STUDIES ?= h1_lenet300 h2_lenet300 h2_lenet300_e120 h1_lenet5 a1_resnet8 a2_resnet8 a3_vit_micro a4_resnet8 a5_resnet8 s1_resnet8 s1_route_resnet8 s1_vit_micro d1_resnet8
 
 study: install  ## run what is missing of the study (STUDIES=...), 2 jobs at a time; commit results/store after each chunk
 	$(PYTHON) -m experiments.study $(STUDIES) --jobs 2

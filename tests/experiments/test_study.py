@@ -253,3 +253,17 @@ def test_s1_on_the_vit_shares_a3s_dense_models_and_gives_the_flows_a3s_adamw_rec
     ndim1 = sum(p.numel() for p in model.parameters() if p.ndim <= 1)
     assert [g["weight_decay"] for g in groups] == [0.05, 0.0]
     assert sum(p.numel() for p in groups[1]["params"]) == ndim1
+
+
+def test_h2_at_120_epochs_is_its_own_set_of_points_of_the_same_preset():
+    """The longer H2 budget runs the same preset (one store file, one report) but its records never count for the
+    40-epoch study's points, nor the other way round: the budget is a protocol key."""
+    from experiments.study import point_identity, point_keys
+
+    short, long = StudySpec.load("h2_lenet300"), StudySpec.load("h2_lenet300_e120")
+    assert short.experiment == long.experiment and short.grid == long.grid
+    point = [*short.cells()[0], "seed=0"]
+    a, b = compose([*short.base(), *point]), compose([*long.base(), *point])
+    assert (a["trainer"]["epochs"], b["trainer"]["epochs"]) == (40, 120)
+    assert point_identity(a, point_keys(short)) != point_identity(b, point_keys(short))
+    assert point_identity(a, point_keys(long)) != point_identity(b, point_keys(long))

@@ -56,15 +56,21 @@ def test_h2_curvature_verdict_from_per_seed_fits(tmp_path):
     store = ResultsStore(tmp_path)
     lams = [2.0 ** k for k in range(-6, 4)]
     rng = np.random.default_rng(0)
-    for seed in range(3):
-        for lam in lams:   # eq. (15) with α1 = 0.1, c = 5 %, α0 = 0.8, 1 % noise; a settled density curve
-            d = 5.0 * lam ** -(0.8 + 0.1 * np.log(lam)) * (1 + 0.01 * rng.standard_normal())
-            r = record("hyperflows", 0.9, None, seed, None, 80.0, experiment="study/h2_lenet300")
-            r["config"]["method"]["pressure"] = {"fixed_lambda": lam}
-            r["metrics"].update(density=d / 100, hyperflows_history={"density": [100.0] * 20 + [d] * 20})
-            store.append(r, study=True)
-    (row,) = study_hyperflows.h2_claims(tmp_path)
-    assert row["verdict"] == "holds" and row["delta"].startswith("+0.1")
+    for epochs, alpha1 in ((40, 0.1), (120, 0.04)):   # the longer budget: a smaller curvature
+        for seed in range(3):
+            for lam in lams:   # eq. (15) with c = 5 %, α0 = 0.8, 1 % noise; a settled density curve
+                d = 5.0 * lam ** -(0.8 + alpha1 * np.log(lam)) * (1 + 0.01 * rng.standard_normal())
+                r = record("hyperflows", 0.9, None, seed, None, 80.0, experiment="study/h2_lenet300")
+                r["run_id"] += f"-{lam}-{epochs}"
+                r["config"]["method"]["pressure"] = {"fixed_lambda": lam}
+                r["config"]["trainer"]["epochs"] = epochs
+                curve = [100.0] * (epochs // 2) + [d] * (epochs // 2)
+                r["metrics"].update(density=d / 100, hyperflows_history={"density": curve})
+                store.append(r, study=True)
+    short, long = study_hyperflows.h2_claims(tmp_path)
+    assert short["id"] == "H2 lenet300 40 ep" and short["verdict"] == "holds" and short["delta"].startswith("+0.1")
+    assert long["id"] == "H2 lenet300 120 ep" and long["delta"].startswith("+0.04")
+    assert "α1 at 40 ep − at 120 ep: +0.06" in long["ours"] and "h2_lenet300_e120" in long["command"]
 
 
 def agf_record(scorer, lr, seed, val, test, method="structured", experiment="study/a1_resnet8", **method_kw):
