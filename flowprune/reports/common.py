@@ -39,16 +39,20 @@ def flatten_record(r: dict) -> dict:
 
 def load_runs(results_dir: str | Path, experiment: str | Iterable[str] | None = None,
               status: str | None = "ok", extra: Callable[[dict], dict] | None = None,
-              key: Iterable[str] = (), study_only: bool = False) -> pd.DataFrame:
+              key: Iterable[str] = (), study_only: bool = False,
+              records: Iterable[dict] | None = None) -> pd.DataFrame:
     """Records of ``results_dir`` as one flat row each (see :func:`flatten_record`).
 
     ``experiment``: a name, several names, or None for all; ``status``: "ok", "failed" or None for both.
     ``extra(record)`` adds (or overrides) columns of a family of experiments; ``key`` names those of them that
     tell settings apart. A re-run of the same setting (:data:`RUN_KEY` + ``key``) keeps only the last record.
     ``study_only``: read the committed study store alone (``results/store``), so tables rebuild on a fresh clone.
+    ``records``: those records, already read, instead of reading the store again.
     """
     wanted = None if experiment is None else {experiment} if isinstance(experiment, str) else set(experiment)
-    rows = [{**flatten_record(r), **(extra(r) if extra else {})} for r in ResultsStore(results_dir).records(study_only)
+    if records is None:
+        records = ResultsStore(results_dir).records(study_only)
+    rows = [{**flatten_record(r), **(extra(r) if extra else {})} for r in records
             if (status is None or r.get("status") == status) and (wanted is None or r.get("experiment") in wanted)]
     df = pd.DataFrame(rows)
     if df.empty:

@@ -54,7 +54,7 @@ def load_study(results_dir, spec: StudySpec, extra, key: list[str]) -> pd.DataFr
     for one of its points and that it has not run itself (:func:`experiments.study.counted`); then one row per
     point whose training diverged (``status`` "failed", ``val_acc`` −inf: an LR the selection does not choose)."""
     records = ResultsStore(results_dir).records(study_only=True)
-    df = load_runs(results_dir, spec.experiments(), extra=extra, key=key, study_only=True)
+    df = load_runs(results_dir, spec.experiments(), extra=extra, key=key, study_only=True, records=records)
     if not df.empty and spec.shares:
         shared = {r["run_id"] for r in counted(records, spec) if r.get("experiment") != spec.experiment}
         df = df[(df["experiment"] == spec.experiment) | df["run_id"].isin(shared)].reset_index(drop=True)
