@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from flowprune.reports.common import fmt_mean_std, load_runs, save_figure, write_table
+from flowprune.reports.common import fmt_mean_std, load_runs, matplotlib_agg, save_figure, write_table
 
 #: the study issue's floors: mean dense test accuracy over seeds (%)
 FLOORS = {"lenet300": 89.0, "lenet5": 90.0, "resnet8": 92.0, "vit_micro": 85.0}
@@ -70,23 +70,23 @@ def convergence_table(df: pd.DataFrame) -> pd.DataFrame:
             other = [e for e, h in same.groupby("experiment") if plateau_gain(h)[1] and max(h["epochs"]) == full]
             covered = f"see {other[0]}" if other else "not checked"
         slopes = [quarter_slopes(c) for c in top["curve"] if isinstance(c, list) and len(c) >= 4]
+        minutes = round(float(top["pretrain_min"].mean()), 1)   # ≈ 0: loaded from the dense cache
         meets = floor is None or mean >= floor
         plateau = gain is not None and gain < PLATEAU
         verdict = ("below floor" if not meets else "converged" if plateau
                    else f"floor met; plateau: {covered}" if pairs == 0 else "floor met, not plateaued")
         rows.append({"study": exp.split("/", 1)[-1], "model": model, "epochs": int(full), "seeds": len(top),
                      "test acc": fmt_mean_std(mean, top["test_acc"].std(ddof=1)), "floor": floor,
-                     f"gain, last quarter (pairs)": f"{gain:+.2f} ({pairs})" if pairs else covered,
+                     "gain, last quarter (pairs)": f"{gain:+.2f} ({pairs})" if pairs else covered,
                      "gain/epoch, 1st quarter": round(float(np.mean([s[0] for s in slopes])), 3) if slopes else None,
                      "gain/epoch, last quarter": round(float(np.mean([s[1] for s in slopes])), 3) if slopes else None,
-                     "pretrain min/seed": round(float(top["pretrain_min"].mean()), 1) if top["pretrain_min"].mean() > 0.1 else "cached", "verdict": verdict})
+                     "pretrain min/seed": minutes if minutes > 0.1 else "cached", "verdict": verdict})
     return pd.DataFrame(rows)
 
 
 def curves_figure(df: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     """One panel per study with a plateau check: each seed's per-epoch test accuracy at the full budget (solid) and
     at 3/4 of it (dashed), and the model's floor."""
-    from flowprune.reports.common import matplotlib_agg
     plt = matplotlib_agg()
     checked = [(e, m) for (e, m), g in df.groupby(["experiment", "model"]) if plateau_gain(g)[1]]
     fig, axes = plt.subplots(1, len(checked), figsize=(4.2 * len(checked), 3.4), squeeze=False)

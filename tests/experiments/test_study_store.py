@@ -7,10 +7,10 @@ import pytest
 
 from experiments.results import read_records
 from experiments.study import StudySpec
+from flowprune.reports.study_dense import FLOORS, PLATEAU
 
 ROOT = Path(__file__).resolve().parents[2]
 STORE = ROOT / "results" / "store"
-from flowprune.reports.study_dense import FLOORS, PLATEAU
 
 #: models whose dense budget the study issue caps (CPU-minutes per seed): where they do not plateau within it, the
 #: issue asks for the floor and a flattening learning curve instead, and the README to say so
