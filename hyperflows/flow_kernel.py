@@ -1,8 +1,10 @@
 """The flow step as one compiled C++ pass per layer (``method.flow_step=kernel``, CPU, fp32 flows).
 
-Forward writes ŵ = w ⊙ m and m = [t ≥ 0] in one pass (two in PyTorch). Backward reads ∂L/∂ŵ, w, m, t and Adam's
-moments once and writes ∂L/∂w = m ⊙ ∂L/∂ŵ, t and the moments: the flow gradient c·(w ⊙ ∂L/∂ŵ) + p (eq. 6 + eq. 10)
-and the Adam step on t, which PyTorch does in four passes (g·m, g·w, +p, fused Adam). The arithmetic is PyTorch's
+Forward writes ŵ = w ⊙ [t ≥ 0] in one pass (two in PyTorch) and keeps no mask: backward reads ∂L/∂ŵ, w, t and
+Adam's moments once, takes m = [t ≥ 0] from t before updating it, and writes ∂L/∂w = m ⊙ ∂L/∂ŵ, t and the moments:
+the flow gradient c·(w ⊙ ∂L/∂ŵ) + p (eq. 6 + eq. 10) and the Adam step on t, which PyTorch does in four passes
+(g·m, g·w, +p, fused Adam). 12 streams of N floats per layer and step in all, the least any flow step can move
+(``flowprune bench hyperflows`` times that floor). The arithmetic is PyTorch's
 fused CPU Adam in fp32, compiled without contraction into FMAs; it may differ from ``torch._fused_adam_`` in the
 last bit on the elements that kernel handles in double (its scalar tail), so flows agree to ~1e-7, and the masks of
 a run agree with the pure-PyTorch step's (tests/hyperflows/test_flow_step.py). Built on first use with
@@ -14,6 +16,8 @@ import logging
 
 import torch
 
+from experiments.sparsity.flow_mask import heaviside
+
 log = logging.getLogger(__name__)
 
 _SOURCE = r"""
@@ -24,17 +28,16 @@ _SOURCE = r"""
 constexpr int64_t GRAIN = 1 << 15;
 
 static void masked_range(const float* __restrict__ W, const float* __restrict__ T, float* __restrict__ O,
-                         float* __restrict__ M, int64_t b, int64_t e) {
-  for (int64_t i = b; i < e; ++i) { const float k = T[i] >= 0.f ? 1.f : 0.f; M[i] = k; O[i] = W[i] * k; }
+                         int64_t b, int64_t e) {
+  for (int64_t i = b; i < e; ++i) O[i] = W[i] * (T[i] >= 0.f ? 1.f : 0.f);
 }
 
-std::vector<torch::Tensor> masked_weight(torch::Tensor w, torch::Tensor t) {
+torch::Tensor masked_weight(torch::Tensor w, torch::Tensor t) {
   TORCH_CHECK(w.is_contiguous() && t.is_contiguous() && w.numel() == t.numel(), "contiguous w and t of one size");
-  auto out = torch::empty_like(w), m = torch::empty_like(w);
-  const float* W = w.data_ptr<float>(); const float* T = t.data_ptr<float>();
-  float* O = out.data_ptr<float>(); float* M = m.data_ptr<float>();
-  at::parallel_for(0, w.numel(), GRAIN, [&](int64_t b, int64_t e) { masked_range(W, T, O, M, b, e); });
-  return {out, m};
+  auto out = torch::empty_like(w);
+  const float* W = w.data_ptr<float>(); const float* T = t.data_ptr<float>(); float* O = out.data_ptr<float>();
+  at::parallel_for(0, w.numel(), GRAIN, [&](int64_t b, int64_t e) { masked_range(W, T, O, b, e); });
+  return out;
 }
 
 struct Coeffs { float c, p0, wd, b1, b2, c1, c2, step_size, bc2_sqrt, eps; };
@@ -42,12 +45,11 @@ struct Coeffs { float c, p0, wd, b1, b2, c1, c2, step_size, bc2_sqrt, eps; };
 // elements [b, e): ∂L/∂w = m·g, the flow gradient (×c is exact for a power-of-two c, as in torch's fused
 // multiply-add), then Adam in fp32 in the order of torch's fused CPU kernel
 template <bool EACH>
-static void flow_step_range(const float* __restrict__ G, const float* __restrict__ W, const float* __restrict__ M,
-                            const float* __restrict__ P, float* __restrict__ T, float* __restrict__ A,
+static void flow_step_range(const float* __restrict__ G, const float* __restrict__ W, const float* __restrict__ P, float* __restrict__ T, float* __restrict__ A,
                             float* __restrict__ S, float* __restrict__ GW, int64_t b, int64_t e, const Coeffs k) {
   for (int64_t i = b; i < e; ++i) {
     const float gi = G[i], ti = T[i];
-    GW[i] = gi * M[i];
+    GW[i] = gi * (ti >= 0.f ? 1.f : 0.f);   // the forward's mask: t is unchanged since
     float gr = (gi * W[i]) * k.c + (EACH ? P[i] : k.p0);
     gr = k.wd != 0.f ? gr + ti * k.wd : gr;
     const float a = A[i] * k.b1 + gr * k.c1;
@@ -58,23 +60,23 @@ static void flow_step_range(const float* __restrict__ G, const float* __restrict
   }
 }
 
-torch::Tensor flow_step(torch::Tensor g, torch::Tensor w, torch::Tensor m, torch::Tensor t, torch::Tensor exp_avg,
+torch::Tensor flow_step(torch::Tensor g, torch::Tensor w, torch::Tensor t, torch::Tensor exp_avg,
                         torch::Tensor exp_avg_sq, double slope, double pressure, c10::optional<torch::Tensor> p_each,
                         int64_t step, double lr, double beta1, double beta2, double eps, double weight_decay) {
   g = g.contiguous();
-  TORCH_CHECK(w.is_contiguous() && m.is_contiguous() && t.is_contiguous() && exp_avg.is_contiguous()
+  TORCH_CHECK(w.is_contiguous() && t.is_contiguous() && exp_avg.is_contiguous()
               && exp_avg_sq.is_contiguous(), "contiguous tensors");
   auto gw = torch::empty_like(g);
   const double bc1 = 1 - std::pow(beta1, (double)step), bc2 = 1 - std::pow(beta2, (double)step);
   const Coeffs k{(float)slope, (float)pressure, (float)weight_decay, (float)beta1, (float)beta2,
                  (float)(1 - beta1), (float)(1 - beta2), (float)(lr / bc1), (float)std::sqrt(bc2), (float)eps};
-  const float* G = g.data_ptr<float>(); const float* W = w.data_ptr<float>(); const float* M = m.data_ptr<float>();
+  const float* G = g.data_ptr<float>(); const float* W = w.data_ptr<float>();
   const float* P = p_each.has_value() ? p_each->data_ptr<float>() : nullptr;
   float* T = t.data_ptr<float>(); float* A = exp_avg.data_ptr<float>(); float* S = exp_avg_sq.data_ptr<float>();
   float* GW = gw.data_ptr<float>();
   at::parallel_for(0, g.numel(), GRAIN, [&](int64_t b, int64_t e) {
-    if (P) flow_step_range<true>(G, W, M, P, T, A, S, GW, b, e, k);
-    else flow_step_range<false>(G, W, M, P, T, A, S, GW, b, e, k);
+    if (P) flow_step_range<true>(G, W, P, T, A, S, GW, b, e, k);
+    else flow_step_range<false>(G, W, P, T, A, S, GW, b, e, k);
   });
   return gw;
 }
@@ -114,16 +116,19 @@ class KernelFlowStep:
         self.inner, self.module = step, module
         self.generator = step.generator   # checkpoints save the rounding stream of every sink
 
-    def masked(self, w: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """(ŵ, m) in one pass; None where the kernel does not apply (the PyTorch forward runs)."""
+    def masked(self, w: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, None] | None:
+        """(ŵ, None) in one pass: backward takes the mask from t; None where the kernel does not apply (the PyTorch
+        forward runs and saves its mask)."""
         if not (supports(t) and w.dtype == torch.float32 and w.is_contiguous()):
             return None
-        return tuple(self.module.masked_weight(w, t.detach()))
+        return self.module.masked_weight(w, t.detach()), None
 
     @torch.no_grad()
     def __call__(self, t, g, w, m, slope):
-        if not (supports(t) and g.dtype == torch.float32 and m.dtype == torch.float32):
-            return self.inner(t, g, w, m, slope)
+        if not (supports(t) and g.dtype == torch.float32 and w.dtype == torch.float32):
+            m = heaviside(t.detach(), w.dtype) if m is None else m   # the forward's mask, before t moves
+            self.inner(t, g, w, m, slope)
+            return g * m
         grp = self.inner.group
         p = self.inner.pressure(t)
         each = None
@@ -134,7 +139,7 @@ class KernelFlowStep:
         st["step"].add_(1)
         beta1, beta2 = grp["betas"]
         lr = grp["lr"].item() if torch.is_tensor(grp["lr"]) else grp["lr"]
-        return self.module.flow_step(g, w.contiguous(), m, t.data, st["exp_avg"], st["exp_avg_sq"], float(slope),
+        return self.module.flow_step(g, w.contiguous(), t.data, st["exp_avg"], st["exp_avg_sq"], float(slope),
                                      float(p), each, int(st["step"].item()), float(lr), beta1, beta2, grp["eps"],
                                      grp["weight_decay"])
 

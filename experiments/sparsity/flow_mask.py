@@ -12,7 +12,8 @@ what bringing it back would do to the loss. Both gradients come out of one fused
 A mask may carry a ``sink``: then backward hands (t, ∂L/∂ŵ, w, m, c) to it instead of returning ∂L/∂t, and the
 sink updates t in place (:class:`hyperflows.flow_step.InBackwardFlowStep`: pressure folded in, Adam applied), so t
 never gets a ``.grad``: one pass and one tensor of N fewer per step. A sink may also return ∂L/∂w (computed in the
-same pass) and offer ``masked(w, t) -> (ŵ, m) or None`` for the forward (:mod:`hyperflows.flow_kernel`).
+same pass) and offer ``masked(w, t) -> (ŵ, m) or None`` for the forward (:mod:`hyperflows.flow_kernel`); m may be
+None there, and the sink then takes the mask from t itself (t does not move between forward and backward).
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from .masks import attach_masks, mask_modules
 
 
 #: what a mask's sink is called with in backward: (t, ∂L/∂ŵ, w, m, slope); it updates t in place and returns ∂L/∂w
-#: or None (then backward computes m ⊙ ∂L/∂ŵ)
+#: or None (then backward computes m ⊙ ∂L/∂ŵ; a sink whose ``masked`` kept no mask gets m = None and returns ∂L/∂w)
 FlowSink = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float], "torch.Tensor | None"]
 
 

@@ -13,7 +13,10 @@ Each regime is the project's own ``Trainer.train_epoch`` over the same in-memory
 - ``hyperflows_kernel``: the default step as one compiled C++ pass per layer (``method.flow_step=kernel``,
   :mod:`hyperflows.flow_kernel`; CPU fp32, elsewhere the PyTorch step);
 - ``hyperflows_bf16``: the default with ``method.flow_dtype=bfloat16`` (t and its Adam moments in bf16,
-  stochastically rounded): the memory option.
+  stochastically rounded): the memory option;
+- ``floor``: dense + 12 streams of N floats per weight tensor and step (:class:`StreamFloor`), the memory any flow
+  step must move (forward: read w, t, write ŵ; backward: read ∂L/∂ŵ, w, t and Adam's two moments, write ∂L/∂w, t
+  and the moments), so ``time ÷ floor`` says how far an implementation is from this machine's limit.
 
 Regimes alternate (dense, masked, hyperflows, dense, …) and the minimum (or `--stat median`) over repeats is reported;
 on a 1-thread CPU run the clock is the training thread's CPU time (`--clock`), so other processes count less.
@@ -39,13 +42,31 @@ from experiments.sparsity.flow_mask import attach_flow_masks
 from experiments.sparsity.mask_updater import MaskUpdater
 from experiments.sparsity.masks import BinaryMask, attach_masks, global_magnitude_masks, original_weights, set_masks
 from experiments.train import Trainer, create_schedule
+from experiments.train.callbacks import Callback
 from flowprune.bench import add_out, out_stem
 from hyperflows.method import Hyperflows
 
-REGIMES = ("dense", "masked", "hyperflows", "hyperflows_kernel", "hyperflows_reference", "hyperflows_bf16")
+REGIMES = ("dense", "masked", "hyperflows", "hyperflows_kernel", "hyperflows_reference", "hyperflows_bf16", "floor")
 #: model -> (in_channels, image size, classes)
 GEOMETRY = {"lenet300": (1, 28, 10), "lenet5": (1, 28, 10), "resnet50_cifar": (3, 32, 10),
             "vgg19_cifar": (3, 32, 10), "resnet8": (3, 32, 10), "resnet20": (3, 32, 10)}
+
+
+class StreamFloor(Callback):
+    """Each step, 4 ``torch.add(a, b, out=c)`` per weight tensor over w, ∂L/∂w and three N-float buffers standing
+    for t and Adam's moments: 12 streams of N floats, the traffic of a flow step fused as far as it can be."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.weights = [m.weight for m in model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+        self.buffers = [[torch.zeros_like(w) for _ in range(4)] for w in self.weights]
+
+    @torch.no_grad()
+    def on_after_backward(self, trainer: Trainer) -> None:
+        for w, (t, a, s, out) in zip(self.weights, self.buffers):
+            torch.add(w, t, out=out)        # the forward's 3 streams: w, t -> ŵ
+            torch.add(w.grad, w, out=out)   # the backward's 9: ∂L/∂ŵ, w -> ∂L/∂w,
+            torch.add(t, a, out=a)          # t and the first moment -> it,
+            torch.add(s, t, out=t)          # the second moment and t -> t
 
 
 def build_trainer(name: str, regime: str, batches: list, device: torch.device) -> Trainer:
@@ -65,6 +86,8 @@ def build_trainer(name: str, regime: str, batches: list, device: torch.device) -
         cb = method.make_callback(model)
         cb.lam = 0.5 ** 1.5       # pressure on: the per-step path includes the pressure gradient
         callbacks = [cb]
+    elif regime == "floor":
+        callbacks = [StreamFloor(model)]
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     trainer = Trainer(model, batches, {}, schedule=create_schedule(epochs=1, lr=0.01, name="constant"),
@@ -148,23 +171,30 @@ def main(argv: list[str] | None = None) -> None:
         stat = min if args.stat == "min" else statistics.median
         dense_t = stat(times["dense"])
         dense_mem = peaks["dense"][0] if device.type == "cuda" else state_bytes(trainers["dense"])
+        floor_t = stat(times["floor"])
         for r in REGIMES:
             t = stat(times[r])
-            mem = max(peaks[r]) if device.type == "cuda" else state_bytes(trainers[r])
+            mem = None if r == "floor" else max(peaks[r]) if device.type == "cuda" else state_bytes(trainers[r])
             rows.append({"model": name, "regime": r, "batch_size": args.batch_size, "ms_per_step": 1e3 * t,
-                         "step_time_vs_dense": t / dense_t, "memory_bytes": mem, "memory_vs_dense": mem / dense_mem,
+                         "step_time_vs_dense": t / dense_t, "step_time_vs_floor": t / floor_t, "memory_bytes": mem,
+                         "memory_vs_dense": None if mem is None else mem / dense_mem,
                          "memory_kind": "cuda peak allocated" if device.type == "cuda" else "training state",
                          "device": dev_name, "times_ms": [1e3 * x for x in times[r]]})
-            print(f"{name:14s} {r:10s} {1e3 * t:8.2f} ms/step  x{t / dense_t:.3f} time  x{mem / dense_mem:.2f} memory",
-                  flush=True)
+            print(f"{name:14s} {r:20s} {1e3 * t:8.2f} ms/step  x{t / dense_t:.3f} time  x{t / floor_t:.3f} of floor"
+                  + ("" if mem is None else f"  x{mem / dense_mem:.2f} memory"), flush=True)
     out = out_stem(args.out, "hyperflows")
     out.with_suffix(".json").write_text(json.dumps({"device": dev_name, "torch": torch.__version__, "clock": clock_name,
                                                     "steps": args.steps, "repeats": args.repeats, "rows": rows}, indent=1))
     lines = [f"# Hyperflows step time and memory vs dense ({dev_name}, torch {torch.__version__})", "",
              f"{args.steps} steps per block, {args.repeats} alternating repeats, {args.stat}; {clock_name}.", "",
-             "| model | regime | ms/step | time ÷ dense | memory ÷ dense | memory kind |", "|---|---|---|---|---|---|"]
+             "floor: dense + the 12 streams of N floats per weight tensor that any flow step moves (this machine's "
+             "limit for a fused step).", "",
+             "| model | regime | ms/step | time ÷ dense | time ÷ floor | memory ÷ dense | memory kind |",
+             "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['model']} | {r['regime']} | {r['ms_per_step']:.2f} | {r['step_time_vs_dense']:.3f} | "
-              f"{r['memory_vs_dense']:.2f} | {r['memory_kind']} |" for r in rows]
+              f"{r['step_time_vs_floor']:.3f} | "
+              + ("– | – |" if r["memory_bytes"] is None else f"{r['memory_vs_dense']:.2f} | {r['memory_kind']} |")
+              for r in rows]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print(f"wrote {out.with_suffix('.md')}")
 
