@@ -1,4 +1,4 @@
-"""The flow step as one compiled C++ pass per layer (``method.flow_step=kernel``, CPU, fp32 flows).
+"""The flow step as one compiled C++ pass per layer (``method.flow_step=kernel``, CPU, fp32 or bf16 flows).
 
 Forward writes ŵ = w ⊙ [t ≥ 0] in one pass (two in PyTorch) and keeps no mask: backward reads ∂L/∂ŵ, w, t and
 Adam's moments once, takes m = [t ≥ 0] from t before updating it, and writes ∂L/∂w = m ⊙ ∂L/∂ŵ, t and the moments:
@@ -7,7 +7,11 @@ the flow gradient c·(w ⊙ ∂L/∂ŵ) + p (eq. 6 + eq. 10) and the Adam step o
 (``flowprune bench hyperflows`` times that floor). The arithmetic is PyTorch's
 fused CPU Adam in fp32, compiled without contraction into FMAs; it may differ from ``torch._fused_adam_`` in the
 last bit on the elements that kernel handles in double (its scalar tail), so flows agree to ~1e-7, and the masks of
-a run agree with the pure-PyTorch step's (tests/hyperflows/test_flow_step.py). Built on first use with
+a run agree with the pure-PyTorch step's (tests/hyperflows/test_flow_step.py). With bf16 flows (``method.flow_dtype=bfloat16``) the
+kernel reads and writes t and the moments as bf16 (half their traffic), computes in fp32 and rounds stochastically
+as :func:`hyperflows.flow_step.stochastic_round_bf16` does, with its 16 random bits from a counter-based hash of the
+element's index and a key drawn per call from the sink's generator (so checkpoints keep the stream); the draws differ
+from the PyTorch path's, the distribution does not. Built on first use with
 ``torch.utils.cpp_extension`` (a C++ compiler and ninja); where that fails the PyTorch step runs, with a warning.
 """
 from __future__ import annotations
@@ -24,60 +28,105 @@ _SOURCE = r"""
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <cmath>
+#include <cstring>
 
 constexpr int64_t GRAIN = 1 << 15;
 
-static void masked_range(const float* __restrict__ W, const float* __restrict__ T, float* __restrict__ O,
-                         int64_t b, int64_t e) {
-  for (int64_t i = b; i < e; ++i) O[i] = W[i] * (T[i] >= 0.f ? 1.f : 0.f);
+// flows and Adam's moments are stored as fp32 or as bf16 (the top 16 bits of an fp32); arithmetic is fp32
+static inline float from_bf16(uint16_t x) { uint32_t b = uint32_t(x) << 16; float f; std::memcpy(&f, &b, 4); return f; }
+static inline float load(float x) { return x; }
+static inline float load(uint16_t x) { return from_bf16(x); }
+// stochastic rounding to bf16: add 16 random bits to the fp32 pattern and cut them (as stochastic_round_bf16)
+static inline void put(float* dst, float x, uint32_t) { *dst = x; }
+static inline void put(uint16_t* dst, float x, uint32_t noise) {
+  uint32_t b; std::memcpy(&b, &x, 4); *dst = uint16_t((b + (noise & 0xFFFFu)) >> 16);
 }
+// a counter-based hash (murmur3's finaliser): the same bits for an element whatever the thread split
+static inline uint32_t mix(uint32_t x) {
+  x ^= x >> 16; x *= 0x85ebca6bu; x ^= x >> 13; x *= 0xc2b2ae35u; x ^= x >> 16; return x;
+}
+
+template <typename ST>
+static void masked_range(const float* __restrict__ W, const ST* __restrict__ T, float* __restrict__ O,
+                         int64_t b, int64_t e) {
+  for (int64_t i = b; i < e; ++i) O[i] = W[i] * (load(T[i]) >= 0.f ? 1.f : 0.f);
+}
+
+template <typename ST>
+static const ST* ptr(const torch::Tensor& x) { return reinterpret_cast<const ST*>(x.data_ptr()); }
+template <typename ST>
+static ST* mptr(torch::Tensor& x) { return reinterpret_cast<ST*>(x.data_ptr()); }
 
 torch::Tensor masked_weight(torch::Tensor w, torch::Tensor t) {
   TORCH_CHECK(w.is_contiguous() && t.is_contiguous() && w.numel() == t.numel(), "contiguous w and t of one size");
+  TORCH_CHECK(w.scalar_type() == at::kFloat, "fp32 weights");
   auto out = torch::empty_like(w);
-  const float* W = w.data_ptr<float>(); const float* T = t.data_ptr<float>(); float* O = out.data_ptr<float>();
-  at::parallel_for(0, w.numel(), GRAIN, [&](int64_t b, int64_t e) { masked_range(W, T, O, b, e); });
+  const float* W = w.data_ptr<float>(); float* O = out.data_ptr<float>();
+  if (t.scalar_type() == at::kBFloat16) {
+    const uint16_t* T = ptr<uint16_t>(t);
+    at::parallel_for(0, w.numel(), GRAIN, [&](int64_t b, int64_t e) { masked_range(W, T, O, b, e); });
+  } else {
+    const float* T = t.data_ptr<float>();
+    at::parallel_for(0, w.numel(), GRAIN, [&](int64_t b, int64_t e) { masked_range(W, T, O, b, e); });
+  }
   return out;
 }
 
-struct Coeffs { float c, p0, wd, b1, b2, c1, c2, step_size, bc2_sqrt, eps; };
+struct Coeffs { float c, p0, wd, b1, b2, c1, c2, step_size, bc2_sqrt, eps; uint32_t key1, key2; };
 
 // elements [b, e): ∂L/∂w = m·g, the flow gradient (×c is exact for a power-of-two c, as in torch's fused
-// multiply-add), then Adam in fp32 in the order of torch's fused CPU kernel
-template <bool EACH>
-static void flow_step_range(const float* __restrict__ G, const float* __restrict__ W, const float* __restrict__ P, float* __restrict__ T, float* __restrict__ A,
-                            float* __restrict__ S, float* __restrict__ GW, int64_t b, int64_t e, const Coeffs k) {
+// multiply-add), then Adam in fp32 in the order of torch's fused CPU kernel; bf16 storage rounds stochastically
+template <bool EACH, typename ST>
+static void flow_step_range(const float* __restrict__ G, const float* __restrict__ W, const float* __restrict__ P,
+                            ST* __restrict__ T, ST* __restrict__ A, ST* __restrict__ S, float* __restrict__ GW,
+                            int64_t b, int64_t e, const Coeffs k) {
+  constexpr bool SR = !std::is_same<ST, float>::value;
   for (int64_t i = b; i < e; ++i) {
-    const float gi = G[i], ti = T[i];
+    const float gi = G[i], ti = load(T[i]);
     GW[i] = gi * (ti >= 0.f ? 1.f : 0.f);   // the forward's mask: t is unchanged since
     float gr = (gi * W[i]) * k.c + (EACH ? P[i] : k.p0);
     gr = k.wd != 0.f ? gr + ti * k.wd : gr;
-    const float a = A[i] * k.b1 + gr * k.c1;
-    const float s = S[i] * k.b2 + gr * gr * k.c2;
-    A[i] = a;
-    S[i] = s;
-    T[i] = ti - k.step_size * a / (std::sqrt(s) / k.bc2_sqrt + k.eps);
+    const float a = load(A[i]) * k.b1 + gr * k.c1;
+    const float s = load(S[i]) * k.b2 + gr * gr * k.c2;
+    const float tn = ti - k.step_size * a / (std::sqrt(s) / k.bc2_sqrt + k.eps);
+    const uint32_t h1 = SR ? mix(k.key1 + uint32_t(i) * 0x9E3779B9u) : 0u;
+    const uint32_t h2 = SR ? mix(h1 ^ k.key2) : 0u;
+    put(&A[i], a, h1 >> 16);
+    put(&S[i], s, h2);
+    put(&T[i], tn, h1);
   }
+}
+
+template <typename ST>
+static void run_step(const float* G, const float* W, const float* P, ST* T, ST* A, ST* S, float* GW, int64_t n,
+                     const Coeffs& k) {
+  at::parallel_for(0, n, GRAIN, [&](int64_t b, int64_t e) {
+    if (P) flow_step_range<true>(G, W, P, T, A, S, GW, b, e, k);
+    else flow_step_range<false>(G, W, P, T, A, S, GW, b, e, k);
+  });
 }
 
 torch::Tensor flow_step(torch::Tensor g, torch::Tensor w, torch::Tensor t, torch::Tensor exp_avg,
                         torch::Tensor exp_avg_sq, double slope, double pressure, c10::optional<torch::Tensor> p_each,
-                        int64_t step, double lr, double beta1, double beta2, double eps, double weight_decay) {
+                        int64_t step, double lr, double beta1, double beta2, double eps, double weight_decay,
+                        int64_t key) {
   g = g.contiguous();
   TORCH_CHECK(w.is_contiguous() && t.is_contiguous() && exp_avg.is_contiguous()
               && exp_avg_sq.is_contiguous(), "contiguous tensors");
+  TORCH_CHECK(t.scalar_type() == exp_avg.scalar_type() && t.scalar_type() == exp_avg_sq.scalar_type(),
+              "t and Adam's moments of one dtype");
   auto gw = torch::empty_like(g);
   const double bc1 = 1 - std::pow(beta1, (double)step), bc2 = 1 - std::pow(beta2, (double)step);
   const Coeffs k{(float)slope, (float)pressure, (float)weight_decay, (float)beta1, (float)beta2,
-                 (float)(1 - beta1), (float)(1 - beta2), (float)(lr / bc1), (float)std::sqrt(bc2), (float)eps};
+                 (float)(1 - beta1), (float)(1 - beta2), (float)(lr / bc1), (float)std::sqrt(bc2), (float)eps,
+                 (uint32_t)(uint64_t(key) & 0xFFFFFFFFu), (uint32_t)(uint64_t(key) >> 32)};
   const float* G = g.data_ptr<float>(); const float* W = w.data_ptr<float>();
   const float* P = p_each.has_value() ? p_each->data_ptr<float>() : nullptr;
-  float* T = t.data_ptr<float>(); float* A = exp_avg.data_ptr<float>(); float* S = exp_avg_sq.data_ptr<float>();
   float* GW = gw.data_ptr<float>();
-  at::parallel_for(0, g.numel(), GRAIN, [&](int64_t b, int64_t e) {
-    if (P) flow_step_range<true>(G, W, P, T, A, S, GW, b, e, k);
-    else flow_step_range<false>(G, W, P, T, A, S, GW, b, e, k);
-  });
+  if (t.scalar_type() == at::kBFloat16)
+    run_step(G, W, P, mptr<uint16_t>(t), mptr<uint16_t>(exp_avg), mptr<uint16_t>(exp_avg_sq), GW, g.numel(), k);
+  else
+    run_step(G, W, P, t.data_ptr<float>(), exp_avg.data_ptr<float>(), exp_avg_sq.data_ptr<float>(), GW, g.numel(), k);
   return gw;
 }
 """
@@ -104,8 +153,8 @@ def load():
 
 
 def supports(t: torch.Tensor) -> bool:
-    """Whether the kernel can update ``t``: fp32 on the CPU."""
-    return t.device.type == "cpu" and t.dtype == torch.float32
+    """Whether the kernel can update ``t``: fp32 or bf16 on the CPU."""
+    return t.device.type == "cpu" and t.dtype in (torch.float32, torch.bfloat16)
 
 
 class KernelFlowStep:
@@ -139,9 +188,11 @@ class KernelFlowStep:
         st["step"].add_(1)
         beta1, beta2 = grp["betas"]
         lr = grp["lr"].item() if torch.is_tensor(grp["lr"]) else grp["lr"]
+        key = 0 if t.dtype == torch.float32 else \
+            int(torch.randint(0, 1 << 62, (), dtype=torch.int64, generator=self.generator))
         return self.module.flow_step(g, w.contiguous(), t.data, st["exp_avg"], st["exp_avg_sq"], float(slope),
                                      float(p), each, int(st["step"].item()), float(lr), beta1, beta2, grp["eps"],
-                                     grp["weight_decay"])
+                                     grp["weight_decay"], key)
 
 
 def kernel_or_none(step):

@@ -160,8 +160,8 @@ class HyperflowsCallback(Callback):
         self.in_backward = self.flow_step in ("in_backward", "kernel") and self.in_backward_possible(trainer)
         low = any(t.dtype != torch.float32 for t in self.ts)
         if low and not self.in_backward:
-            raise ConfigError("method.flow_dtype=bfloat16 needs method.flow_step=in_backward (round-to-nearest Adam "
-                              "on bf16 flows drops most updates) and no trainer.grad_clip, compile or DDP")
+            raise ConfigError("method.flow_dtype=bfloat16 needs method.flow_step=in_backward or kernel (round-to-"
+                              "nearest Adam on bf16 flows drops most updates) and no trainer.grad_clip, compile or DDP")
         if self.in_backward:
             self.sink = InBackwardFlowStep(self.flow_opt, self.pressure_grad, seed=self.seed)
             if self.flow_step == "kernel":   # the same step as one compiled pass per layer (CPU, fp32)
@@ -368,8 +368,8 @@ class Hyperflows(Method):
         if flow_dtype not in FLOW_DTYPES:
             raise ConfigError(f"method.flow_dtype={flow_dtype!r}; use {' or '.join(FLOW_DTYPES)}")
         if flow_dtype != "float32" and flow_step == "optimizer":
-            raise ConfigError("method.flow_dtype=bfloat16 needs method.flow_step=in_backward (stochastic rounding "
-                              "happens in the in-backward step)")
+            raise ConfigError("method.flow_dtype=bfloat16 needs method.flow_step=in_backward or kernel (stochastic "
+                              "rounding happens in the in-backward step)")
         self.granularity = create_granularity(granularity, self.t_init, self.ste_slope, self.seed, units,
                                               FLOW_DTYPES[flow_dtype])
         self.flow_step = flow_step

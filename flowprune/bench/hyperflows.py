@@ -13,7 +13,7 @@ Each regime is the project's own ``Trainer.train_epoch`` over the same in-memory
 - ``hyperflows_kernel``: the default step as one compiled C++ pass per layer (``method.flow_step=kernel``,
   :mod:`hyperflows.flow_kernel`; CPU fp32, elsewhere the PyTorch step);
 - ``hyperflows_bf16``: the default with ``method.flow_dtype=bfloat16`` (t and its Adam moments in bf16,
-  stochastically rounded): the memory option;
+  stochastically rounded): the memory option; ``hyperflows_kernel_bf16``: the same in the compiled kernel;
 - ``floor``: dense + 12 streams of N floats per weight tensor and step (:class:`StreamFloor`), the memory any flow
   step must move (forward: read w, t, write ŵ; backward: read ∂L/∂ŵ, w, t and Adam's two moments, write ∂L/∂w, t
   and the moments), so ``time ÷ floor`` says how far an implementation is from this machine's limit.
@@ -46,7 +46,8 @@ from experiments.train.callbacks import Callback
 from flowprune.bench import add_out, out_stem
 from hyperflows.method import Hyperflows
 
-REGIMES = ("dense", "masked", "hyperflows", "hyperflows_kernel", "hyperflows_reference", "hyperflows_bf16", "floor")
+REGIMES = ("dense", "masked", "hyperflows", "hyperflows_kernel", "hyperflows_reference", "hyperflows_bf16",
+           "hyperflows_kernel_bf16", "floor")
 #: model -> (in_channels, image size, classes)
 GEOMETRY = {"lenet300": (1, 28, 10), "lenet5": (1, 28, 10), "resnet50_cifar": (3, 32, 10),
             "vgg19_cifar": (3, 32, 10), "resnet8": (3, 32, 10), "resnet20": (3, 32, 10)}
@@ -79,9 +80,9 @@ def build_trainer(name: str, regime: str, batches: list, device: torch.device) -
         set_masks(model, global_magnitude_masks(dict(original_weights(model)), 0.1))
         callbacks = [MaskUpdater(model, StepClock())]
     elif regime.startswith("hyperflows"):
-        step = {"hyperflows_reference": "optimizer", "hyperflows_kernel": "kernel"}.get(regime, "in_backward")
+        step = "optimizer" if regime == "hyperflows_reference" else "kernel" if "kernel" in regime else "in_backward"
         method = Hyperflows(target_sparsity=0.9, epochs=10, seed=0, scheduler={"updates_per_epoch": 4},
-                            flow_step=step, flow_dtype="bfloat16" if regime == "hyperflows_bf16" else "float32")
+                            flow_step=step, flow_dtype="bfloat16" if regime.endswith("bf16") else "float32")
         attach_flow_masks(model, seed=0, dtype=method.granularity.dtype)
         cb = method.make_callback(model)
         cb.lam = 0.5 ** 1.5       # pressure on: the per-step path includes the pressure gradient

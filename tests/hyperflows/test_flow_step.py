@@ -103,10 +103,16 @@ def test_bf16_flows_keep_small_adam_updates_that_round_to_nearest_drops():
     assert abs(float(sr.mean()) - float(moved.mean())) < 2e-5        # stochastic rounding keeps it on average
 
 
-def test_bf16_flows_train_like_fp32_flows_with_half_their_state():
+@pytest.mark.parametrize("flow_step", ["in_backward", "kernel"])
+def test_bf16_flows_train_like_fp32_flows_with_half_their_state(flow_step):
+    if flow_step == "kernel":
+        from hyperflows.flow_kernel import load
+        if load() is None:
+            pytest.skip("no C++ toolchain")
+
     def run(dtype: str):
         model = mlp()
-        method = Hyperflows(target_sparsity=0.8, epochs=4, seed=0, flow_lr=0.05, flow_dtype=dtype)
+        method = Hyperflows(target_sparsity=0.8, epochs=4, seed=0, flow_lr=0.05, flow_dtype=dtype, flow_step=flow_step)
         from experiments.sparsity.flow_mask import attach_flow_masks as attach
         attach(model, seed=0, dtype=method.granularity.dtype)
         cb = method.make_callback(model)
@@ -194,3 +200,35 @@ def test_kernel_forward_and_backward_match_autograd_of_the_formula():
     flow = 0.25 * w.detach() * g_hat.detach() + 0.125
     torch.testing.assert_close(t.detach() - t0, -1e-2 * torch.sign(flow), rtol=1e-3, atol=1e-6)
     assert t.grad is None
+
+
+def test_bf16_kernel_rounds_the_fp32_kernel_result_to_a_neighbour_without_bias():
+    """The bf16 kernel step against the fp32 kernel on the same (upcast) state: ∂L/∂w identical; t and both moments
+    each one of the two bf16 neighbours of the fp32 result, the upper one with probability (low 16 bits)/2^16: the
+    round-ups among 2·10^5 elements are within 5σ of their expectation in each eighth of that probability."""
+    from hyperflows.flow_kernel import load
+
+    mod = load()
+    if mod is None:
+        pytest.skip("no C++ toolchain")
+    g = torch.Generator().manual_seed(0)
+    n = 200_000
+    grad, w = torch.randn(n, generator=g), torch.randn(n, generator=g)
+    state16 = [torch.randn(n, generator=g).bfloat16(), (torch.randn(n, generator=g) * 1e-3).bfloat16(),
+               (torch.rand(n, generator=g) * 1e-6).bfloat16()]
+    state32 = [x.float() for x in state16]
+    args = (0.25, 1e-6, None, 10, 1e-3, 0.9, 0.999, 1e-8, 0.0)
+    gw32 = mod.flow_step(grad, w, *state32, *args, 0)
+    gw16 = mod.flow_step(grad, w, *state16, *args, 987654321)
+    assert torch.equal(gw16, gw32)
+    for name, low, ref in zip(("t", "exp_avg", "exp_avg_sq"), state16, state32):
+        bits = ref.view(torch.int32).to(torch.int64) & 0xFFFFFFFF
+        down, frac = bits & 0xFFFF0000, bits & 0xFFFF
+        got = (low.view(torch.int16).to(torch.int64) & 0xFFFF) << 16
+        up = got == down + 0x10000
+        assert torch.all((got == down) | up), name
+        p_up = frac.double() / 65536
+        for lo in torch.arange(0, 1, 0.125):                 # calibrated in each eighth of [0, 1): not round-to-nearest
+            sel = (p_up >= lo) & (p_up < lo + 0.125)
+            sigma = float((p_up[sel] * (1 - p_up[sel])).sum().sqrt())
+            assert abs(float(up[sel].sum()) - float(p_up[sel].sum())) < 5 * sigma + 1, (name, float(lo))
