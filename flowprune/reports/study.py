@@ -3,7 +3,8 @@
     flowprune report study [--results-dir results] [--out DIR]
     -> <out>/tables/study_h1_<model>.{md,csv,tex}, study_h1_<model>_paired.*, study_h1_<model>_controller.*,
        and the AGF studies' tables (:mod:`flowprune.reports.study_agf`), study S1's
-       (:mod:`flowprune.reports.study_structured`), the dense models' convergence (:mod:`flowprune.reports.study_dense`)
+       (:mod:`flowprune.reports.study_structured`), the dense models' convergence (:mod:`flowprune.reports.study_dense`),
+       H2's settling in time (:mod:`flowprune.reports.study_h2`)
 
 Reads the study's records (``results/store/study__h1_*.jsonl``) and applies the protocol of
 ``experiments/study.py``: each (model, method, sparsity) cell's LR is the one with the best final-epoch
@@ -232,16 +233,13 @@ def h2_claims(results_dir, study: str = "h2_lenet300") -> list[dict]:
     pairs α1 with the shorter one's by seed (does the curvature shrink as the densities settle?)."""
     import numpy as np
 
+    from flowprune.reports.study_h2 import SETTLED, h2_runs, last_quarter_drift
     from hyperflows.power_law import REPORTED_SWEEPS, fit_power_law
 
     if not (STUDY_DIR / f"{study}.yaml").exists():
         return []
     spec = StudySpec.load(study)
-    df = load_runs(results_dir, spec.experiment, extra=lambda r: {
-        "lam": ((r.get("config") or {}).get("method") or {}).get("pressure", {}).get("fixed_lambda"),
-        "epochs": ((r.get("config") or {}).get("trainer") or {}).get("epochs"),
-        "density_curve": ((r.get("metrics") or {}).get("hyperflows_history") or {}).get("density")},
-        key=["lam", "epochs"], study_only=True)
+    df = h2_runs(results_dir, spec.experiment)
     if df.empty:
         return []
     ref = REPORTED_SWEEPS["lenet300_mnist"]
@@ -254,10 +252,8 @@ def h2_claims(results_dir, study: str = "h2_lenet300") -> list[dict]:
             if g["lam"].nunique() < len(spec.grid["method.pressure.fixed_lambda"]):
                 continue
             fits[seed] = fit_power_law(g["lam"].astype(float).values, 100.0 * g["density"].astype(float).values)
-            curve = g.sort_values("lam")["density_curve"].iloc[0]
-            q = curve[int(np.ceil(0.75 * len(curve))) - 1]
-            drift.append(abs(curve[-1] - q) / max(q, 1e-9))
-            settled.append(drift[-1] < 0.05)
+            drift.append(last_quarter_drift(g.sort_values("lam")["density_curve"].iloc[0]))
+            settled.append(drift[-1] < SETTLED)
         if len(fits) < MIN_SEEDS:
             continue
         a1 = {s: f.alpha1 for s, f in fits.items()}
@@ -317,8 +313,8 @@ def claims(results_dir) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from flowprune.reports import study_agf, study_dense, study_routing, study_selection, study_structured  # they build on
-    # this module's protocol helpers
+    from flowprune.reports import (  # they build on this module's protocol helpers
+        study_agf, study_dense, study_h2, study_routing, study_selection, study_structured)
 
     ap = report_parser(__doc__, experiment="", wandb=False)
     args = ap.parse_args(argv)
@@ -339,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     study_selection.write_tables(args.results_dir, tables)
     study_structured.write_tables(args.results_dir, tables, out_dir(args, "figures"))
     study_dense.write_tables(args.results_dir, tables, out_dir(args, "figures"))
+    study_h2.write_tables(args.results_dir, tables, out_dir(args, "figures"))
     return 0
 
 

@@ -345,3 +345,33 @@ def test_the_study_report_on_an_empty_store_ends_in_one_error_line(tmp_path, cap
     err = capsys.readouterr().err
     assert exc.value.code == 2 and err.count("\n") == 1 and f"no study records in {tmp_path / 'store'}" in err
     assert not (tmp_path / "tables").exists()
+
+
+def test_h2_settling_table_tells_a_power_law_in_time_from_a_settled_density(tmp_path):
+    """A curve D = 0.3·epoch^-0.5 never settles (β = 0.5 at every budget, last-quarter change 1 − (E/E_q)^-0.5);
+    one that is flat over its last half has β = 0 and is settled. Percent curves (older records) read as fractions."""
+    from flowprune.reports import study_h2
+
+    store = ResultsStore(tmp_path)
+    for epochs in (40, 120):
+        e = np.arange(1, epochs + 1, dtype=float)
+        for lam, curve in ((0.01, 0.3 * e ** -0.5), (8.0, np.r_[np.linspace(1, 0.02, epochs // 2), [0.02] * (epochs // 2)])):
+            for seed in range(3):
+                r = record("hyperflows", 0.9, None, seed, None, 80.0, experiment="study/h2_lenet300")
+                r["run_id"] += f"-{lam}-{epochs}"
+                r["config"]["method"]["pressure"] = {"fixed_lambda": lam}
+                r["config"]["trainer"]["epochs"] = epochs
+                hist = list(100 * curve) if epochs == 40 else list(curve)   # the older budget's records in percent
+                r["metrics"].update(density=float(curve[-1]), hyperflows_history={"density": hist})
+                store.append(r, study=True)
+    table = study_h2.settling_table(study_h2.h2_runs(tmp_path, "study/h2_lenet300")).set_index(["epochs", "lambda"])
+    for epochs in (40, 120):
+        q = int(np.ceil(0.75 * epochs))                       # the 3/4 point, 1-based epoch
+        expected = 1 - (epochs / q) ** -0.5
+        assert table.loc[(epochs, 0.01), "settled"] == "no"
+        assert table.loc[(epochs, 0.01), "beta (last half)"] == "0.500"
+        assert table.loc[(epochs, 0.01), "last-quarter change %"].startswith(f"{100 * expected:.2f}")
+        assert table.loc[(epochs, 8.0), "settled"] == "yes" and table.loc[(epochs, 8.0), "beta (last half)"] in ("0.000", "-0.000")
+    study_h2.write_tables(tmp_path, tmp_path / "tables", tmp_path / "figures")
+    assert (tmp_path / "tables" / "study_h2_settling.md").exists()
+    assert (tmp_path / "figures" / "study_h2_density_in_time.png").exists()
