@@ -20,8 +20,6 @@ import logging
 
 import torch
 
-from experiments.sparsity.flow_mask import heaviside
-
 log = logging.getLogger(__name__)
 
 _SOURCE = r"""
@@ -129,6 +127,49 @@ torch::Tensor flow_step(torch::Tensor g, torch::Tensor w, torch::Tensor t, torch
     run_step(G, W, P, t.data_ptr<float>(), exp_avg.data_ptr<float>(), exp_avg_sq.data_ptr<float>(), GW, g.numel(), k);
   return gw;
 }
+
+// ŵ = w ⊙ [t ≥ 0] as an autograd function whose backward is the step above, all in C++: no Python runs in
+// backward. What the step needs (Adam's state, the pressure, the LR, the rounding key) is taken at forward time;
+// nothing changes them between a step's forward and its backward.
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+struct FlowWeight : public torch::autograd::Function<FlowWeight> {
+  static torch::Tensor forward(AutogradContext* ctx, torch::Tensor w, torch::Tensor t, torch::Tensor exp_avg,
+                               torch::Tensor exp_avg_sq, torch::Tensor step, c10::optional<torch::Tensor> p_each,
+                               double slope, double pressure, double lr, double beta1, double beta2, double eps,
+                               double weight_decay, int64_t key) {
+    ctx->saved_data["w"] = w; ctx->saved_data["t"] = t; ctx->saved_data["a"] = exp_avg;
+    ctx->saved_data["s"] = exp_avg_sq; ctx->saved_data["step"] = step;
+    ctx->saved_data["p_each"] = p_each.has_value() ? c10::IValue(*p_each) : c10::IValue();
+    ctx->saved_data["coef"] = std::vector<double>{slope, pressure, lr, beta1, beta2, eps, weight_decay};
+    ctx->saved_data["key"] = key;
+    return masked_weight(w, t);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    torch::NoGradGuard no_grad;
+    auto step = ctx->saved_data["step"].toTensor();
+    step.add_(1);
+    const auto c = ctx->saved_data["coef"].toDoubleVector();
+    auto p = ctx->saved_data["p_each"];
+    c10::optional<torch::Tensor> p_each = p.isNone() ? c10::nullopt : c10::optional<torch::Tensor>(p.toTensor());
+    auto t = ctx->saved_data["t"].toTensor();
+    auto gw = flow_step(grads[0], ctx->saved_data["w"].toTensor(), t, ctx->saved_data["a"].toTensor(),
+                        ctx->saved_data["s"].toTensor(), c[0], c[1], p_each, (int64_t)step.item<float>(), c[2], c[3],
+                        c[4], c[5], c[6], ctx->saved_data["key"].toInt());
+    variable_list out(14);
+    out[0] = gw;
+    return out;
+  }
+};
+
+torch::Tensor flow_weight(torch::Tensor w, torch::Tensor t, torch::Tensor exp_avg, torch::Tensor exp_avg_sq,
+                          torch::Tensor step, c10::optional<torch::Tensor> p_each, double slope, double pressure,
+                          double lr, double beta1, double beta2, double eps, double weight_decay, int64_t key) {
+  return FlowWeight::apply(w, t, exp_avg, exp_avg_sq, step, p_each, slope, pressure, lr, beta1, beta2, eps,
+                           weight_decay, key);
+}
 """
 
 _module = None
@@ -142,7 +183,7 @@ def load():
         try:
             from torch.utils.cpp_extension import load_inline
 
-            _module = load_inline("flowprune_flow_kernel", _SOURCE, functions=["masked_weight", "flow_step"],
+            _module = load_inline("flowprune_flow_kernel", _SOURCE, functions=["masked_weight", "flow_step", "flow_weight"],
                                   extra_cflags=["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"],
                                   verbose=False)
         except Exception as e:   # no compiler / ninja / headers: the PyTorch step is the fallback
@@ -165,19 +206,37 @@ class KernelFlowStep:
         self.inner, self.module = step, module
         self.generator = step.generator   # checkpoints save the rounding stream of every sink
 
-    def masked(self, w: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, None] | None:
-        """(ŵ, None) in one pass: backward takes the mask from t; None where the kernel does not apply (the PyTorch
-        forward runs and saves its mask)."""
+    def weight(self, w: torch.Tensor, t: torch.Tensor, slope: float) -> torch.Tensor | None:
+        """ŵ = w ⊙ [t ≥ 0] through the compiled autograd function, whose backward (C++, no Python) writes ∂L/∂w
+        and moves t and Adam's state; None where the kernel does not apply (the PyTorch function runs and calls
+        this sink in its backward)."""
         if not (supports(t) and w.dtype == torch.float32 and w.is_contiguous()):
             return None
-        return self.module.masked_weight(w, t.detach()), None
+        grp = self.inner.group
+        p = self.inner.pressure(t)
+        each = None
+        if torch.is_tensor(p):
+            each = p.to(torch.float32).expand(t.shape).contiguous()
+            p = 0.0
+        st = self.inner.state(t)
+        beta1, beta2 = grp["betas"]
+        lr = grp["lr"].item() if torch.is_tensor(grp["lr"]) else grp["lr"]
+        return self.module.flow_weight(w, t, st["exp_avg"], st["exp_avg_sq"], st["step"], each, float(slope),
+                                       float(p), float(lr), beta1, beta2, grp["eps"], grp["weight_decay"],
+                                       self.key(t))
+
+    def key(self, t: torch.Tensor) -> int:
+        """The stochastic rounding's key for one step of ``t`` (bf16 flows), drawn from the sink's generator."""
+        if t.dtype == torch.float32:
+            return 0
+        return int(torch.randint(0, 1 << 62, (), dtype=torch.int64, generator=self.generator))
 
     @torch.no_grad()
     def __call__(self, t, g, w, m, slope):
+        """The in-backward step where :meth:`weight` did not apply (a non-contiguous weight: the kernel on its
+        contiguous copy; elsewhere the PyTorch step)."""
         if not (supports(t) and g.dtype == torch.float32 and w.dtype == torch.float32):
-            m = heaviside(t.detach(), w.dtype) if m is None else m   # the forward's mask, before t moves
-            self.inner(t, g, w, m, slope)
-            return g * m
+            return self.inner(t, g, w, m, slope)
         grp = self.inner.group
         p = self.inner.pressure(t)
         each = None
@@ -188,11 +247,9 @@ class KernelFlowStep:
         st["step"].add_(1)
         beta1, beta2 = grp["betas"]
         lr = grp["lr"].item() if torch.is_tensor(grp["lr"]) else grp["lr"]
-        key = 0 if t.dtype == torch.float32 else \
-            int(torch.randint(0, 1 << 62, (), dtype=torch.int64, generator=self.generator))
         return self.module.flow_step(g, w.contiguous(), t.data, st["exp_avg"], st["exp_avg_sq"], float(slope),
                                      float(p), each, int(st["step"].item()), float(lr), beta1, beta2, grp["eps"],
-                                     grp["weight_decay"], key)
+                                     grp["weight_decay"], self.key(t))
 
 
 def kernel_or_none(step):

@@ -12,8 +12,8 @@ what bringing it back would do to the loss. Both gradients come out of one fused
 A mask may carry a ``sink``: then backward hands (t, ∂L/∂ŵ, w, m, c) to it instead of returning ∂L/∂t, and the
 sink updates t in place (:class:`hyperflows.flow_step.InBackwardFlowStep`: pressure folded in, Adam applied), so t
 never gets a ``.grad``: one pass and one tensor of N fewer per step. A sink may also return ∂L/∂w (computed in the
-same pass) and offer ``masked(w, t) -> (ŵ, m) or None`` for the forward (:mod:`hyperflows.flow_kernel`); m may be
-None there, and the sink then takes the mask from t itself (t does not move between forward and backward).
+same pass) and offer ``weight(w, t, slope) -> ŵ or None``: ŵ from its own autograd function, whose backward does
+the whole step (:mod:`hyperflows.flow_kernel`, in C++).
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from .masks import attach_masks, mask_modules
 
 
 #: what a mask's sink is called with in backward: (t, ∂L/∂ŵ, w, m, slope); it updates t in place and returns ∂L/∂w
-#: or None (then backward computes m ⊙ ∂L/∂ŵ; a sink whose ``masked`` kept no mask gets m = None and returns ∂L/∂w)
+#: or None (then backward computes m ⊙ ∂L/∂ŵ)
 FlowSink = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float], "torch.Tensor | None"]
 
 
@@ -39,12 +39,8 @@ def heaviside(t: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor
 class _FlowMaskedWeight(torch.autograd.Function):
     @staticmethod
     def forward(ctx, w, t, slope, sink):
-        fused = sink.masked(w, t) if hasattr(sink, "masked") else None   # None: not for these tensors
-        if fused is not None:
-            out, m = fused
-        else:
-            m = heaviside(t, w.dtype)
-            out = w * m
+        m = heaviside(t, w.dtype)
+        out = w * m
         ctx.save_for_backward(w, m)
         ctx.slope, ctx.sink, ctx.t = slope, sink, (t if sink is not None else None)
         return out
@@ -65,8 +61,11 @@ class _FlowMaskedWeight(torch.autograd.Function):
 def flow_masked_weight(w: torch.Tensor, t: torch.Tensor, slope: float = 0.25,
                        sink: FlowSink | None = None) -> torch.Tensor:
     """ŵ = w ⊙ [t ≥ 0] with the constant-slope straight-through gradient for t (eq. 6); with ``sink``, backward
-    passes (t, ∂L/∂ŵ, w, m, slope) to it instead of returning ∂L/∂t (:data:`FlowSink`)."""
-    return _FlowMaskedWeight.apply(w, t, slope, sink)
+    passes (t, ∂L/∂ŵ, w, m, slope) to it instead of returning ∂L/∂t (:data:`FlowSink`), unless the sink's own
+    ``weight(w, t, slope)`` builds ŵ (a compiled function whose backward does the same)."""
+    own = getattr(sink, "weight", None)
+    out = own(w, t, slope) if own is not None else None
+    return out if out is not None else _FlowMaskedWeight.apply(w, t, slope, sink)
 
 
 class FlowMask(nn.Module):

@@ -232,3 +232,33 @@ def test_bf16_kernel_rounds_the_fp32_kernel_result_to_a_neighbour_without_bias()
             sel = (p_up >= lo) & (p_up < lo + 0.125)
             sigma = float((p_up[sel] * (1 - p_up[sel])).sum().sqrt())
             assert abs(float(up[sel].sum()) - float(p_up[sel].sum())) < 5 * sigma + 1, (name, float(lo))
+
+
+def test_kernel_backward_runs_in_cpp_and_a_strided_weight_gets_the_same_step():
+    """A contiguous fp32 weight goes through the C++ autograd function (no Python node in the graph); a transposed
+    view of the same values takes the Python function and the kernel's in-backward call: t, Adam's state and ∂L/∂w
+    come out equal."""
+    from experiments.sparsity.flow_mask import flow_masked_weight
+    from hyperflows.flow_kernel import kernel_or_none
+    from hyperflows.flow_step import InBackwardFlowStep
+
+    torch.manual_seed(0)
+    base, t0, x = torch.randn(29, 37), torch.randn(37, 29), torch.randn(5, 29)
+    results = []
+    for strided in (False, True):
+        w = base.clone().requires_grad_(True) if strided else base.T.contiguous().requires_grad_(True)
+        t = nn.Parameter(t0.clone())
+        sink = kernel_or_none(InBackwardFlowStep(torch.optim.Adam([t], lr=1e-2, fused=True), lambda _: 0.125))
+        if sink is None:
+            pytest.skip("no C++ toolchain")
+        weight = w.T if strided else w
+        assert weight.is_contiguous() != strided
+        out = flow_masked_weight(weight, t, 0.25, sink)
+        node = out.grad_fn.name()
+        (x @ out.T).square().sum().backward()
+        grad = w.grad.T if strided else w.grad
+        results.append((node, t.detach().clone(), sink.inner.optimizer.state[t]["exp_avg"].clone(), grad.clone()))
+    (fast, *a), (slow, *b) = results
+    assert "FlowWeight" in fast and "FlowWeight" not in slow
+    for u, v in zip(a, b):
+        assert torch.equal(u, v)
