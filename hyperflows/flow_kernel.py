@@ -208,9 +208,9 @@ class KernelFlowStep:
 
     def weight(self, w: torch.Tensor, t: torch.Tensor, slope: float) -> torch.Tensor | None:
         """ŵ = w ⊙ [t ≥ 0] through the compiled autograd function, whose backward (C++, no Python) writes ∂L/∂w
-        and moves t and Adam's state; None where the kernel does not apply (the PyTorch function runs and calls
-        this sink in its backward)."""
-        if not (supports(t) and w.dtype == torch.float32 and w.is_contiguous()):
+        and moves t and Adam's state (a strided w goes in as a contiguous copy, autograd carries ∂L/∂w back);
+        None where the kernel does not apply: the PyTorch function runs and this sink's call does its step."""
+        if not (supports(t) and w.dtype == torch.float32):
             return None
         grp = self.inner.group
         p = self.inner.pressure(t)
@@ -221,9 +221,9 @@ class KernelFlowStep:
         st = self.inner.state(t)
         beta1, beta2 = grp["betas"]
         lr = grp["lr"].item() if torch.is_tensor(grp["lr"]) else grp["lr"]
-        return self.module.flow_weight(w, t, st["exp_avg"], st["exp_avg_sq"], st["step"], each, float(slope),
-                                       float(p), float(lr), beta1, beta2, grp["eps"], grp["weight_decay"],
-                                       self.key(t))
+        return self.module.flow_weight(w.contiguous(), t, st["exp_avg"], st["exp_avg_sq"], st["step"], each,
+                                       float(slope), float(p), float(lr), beta1, beta2, grp["eps"],
+                                       grp["weight_decay"], self.key(t))
 
     def key(self, t: torch.Tensor) -> int:
         """The stochastic rounding's key for one step of ``t`` (bf16 flows), drawn from the sink's generator."""
@@ -231,25 +231,9 @@ class KernelFlowStep:
             return 0
         return int(torch.randint(0, 1 << 62, (), dtype=torch.int64, generator=self.generator))
 
-    @torch.no_grad()
     def __call__(self, t, g, w, m, slope):
-        """The in-backward step where :meth:`weight` did not apply (a non-contiguous weight: the kernel on its
-        contiguous copy; elsewhere the PyTorch step)."""
-        if not (supports(t) and g.dtype == torch.float32 and w.dtype == torch.float32):
-            return self.inner(t, g, w, m, slope)
-        grp = self.inner.group
-        p = self.inner.pressure(t)
-        each = None
-        if torch.is_tensor(p):
-            each = p.to(torch.float32).expand(t.shape).contiguous()
-            p = 0.0
-        st = self.inner.state(t)
-        st["step"].add_(1)
-        beta1, beta2 = grp["betas"]
-        lr = grp["lr"].item() if torch.is_tensor(grp["lr"]) else grp["lr"]
-        return self.module.flow_step(g, w.contiguous(), t.data, st["exp_avg"], st["exp_avg_sq"], float(slope),
-                                     float(p), each, int(st["step"].item()), float(lr), beta1, beta2, grp["eps"],
-                                     grp["weight_decay"], self.key(t))
+        """The in-backward step where :meth:`weight` did not apply (GPU flows, a non-fp32 weight): PyTorch's."""
+        return self.inner(t, g, w, m, slope)
 
 
 def kernel_or_none(step):
