@@ -41,9 +41,14 @@ class InBackwardFlowStep:
     def __init__(self, optimizer: torch.optim.Adam, pressure: Callable[[torch.Tensor], float | torch.Tensor],
                  seed: int = 0):
         self.optimizer, self.pressure = optimizer, pressure
-        self.group = optimizer.param_groups[0]
         #: the stochastic rounding's own stream (the data order and everything else keep theirs)
         self.generator = torch.Generator().manual_seed(seed)
+
+    @property
+    def group(self) -> dict:
+        """The optimizer's one param group, read at each step: ``load_state_dict`` (resume) replaces the group dicts,
+        and the trainer sets the flow LR of the epoch on the current one."""
+        return self.optimizer.param_groups[0]
 
     def state(self, t: torch.Tensor) -> dict:
         """Adam's state of ``t``, created as ``torch.optim.Adam`` creates it (so state_dict/resume are unchanged)."""

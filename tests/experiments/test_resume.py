@@ -164,14 +164,18 @@ def test_a_second_process_with_the_same_config_does_not_share_the_resume_folder(
 
 
 @pytest.mark.slow
-def test_hyperflows_kill9_mid_pruning_then_rerun_equals_uninterrupted(tmp_path):
+@pytest.mark.parametrize("step", [[], ["method.flow_step=kernel", "method.flow_dtype=bfloat16"]],
+                         ids=["in_backward", "kernel_bf16"])
+def test_hyperflows_kill9_mid_pruning_then_rerun_equals_uninterrupted(tmp_path, step):
+    """The flows' Adam state, the scheduler and (bf16 in the kernel) the rounding stream go through the checkpoint."""
+    run = RUN_HYPERFLOWS + step
     ref_dir = tmp_path / "reference"
-    _run(ref_dir, RUN_HYPERFLOWS)
+    _run(ref_dir, run)
     reference = _final(ref_dir)
-    proc = _interrupt(tmp_path / "killed", signal.SIGKILL, "fit-finetune-finetune-0.pt", RUN_HYPERFLOWS)
+    proc = _interrupt(tmp_path / "killed", signal.SIGKILL, "fit-finetune-finetune-0.pt", run)
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    _run(tmp_path / "killed", RUN_HYPERFLOWS)
-    record = _assert_same(reference, tmp_path / "killed", RUN_HYPERFLOWS)
+    _run(tmp_path / "killed", run)
+    record = _assert_same(reference, tmp_path / "killed", run)
     for key in ("density", "gamma_final", "hyperflows_history"):
         assert record["metrics"][key] == reference[0]["metrics"][key], key
 

@@ -261,3 +261,18 @@ def test_kernel_backward_runs_in_cpp_and_a_strided_weight_gets_the_same_step():
     assert "FlowWeight" in node and "FlowWeight" in strided_node
     for u, v in zip(a, b):
         assert torch.equal(u, v)
+
+
+def test_in_backward_step_uses_the_lr_the_trainer_sets_after_a_resume():
+    """Resuming loads the flows' optimizer state, which replaces its param-group dicts; the step must read the LR
+    from the current group (the trainer sets each epoch's flow LR there), not from the one it was built with."""
+    from hyperflows.flow_step import InBackwardFlowStep
+    from hyperflows.method import adam
+
+    t = nn.Parameter(torch.zeros(10))
+    opt = adam([t], 1e-3)
+    sink = InBackwardFlowStep(opt, lambda _: 0.0)
+    opt.load_state_dict(opt.state_dict())            # as a resume does
+    opt.param_groups[0]["lr"] = 0.5                  # as Trainer.set_lr does at the next epoch
+    sink(t, torch.ones(10), torch.ones(10), torch.ones(10), 0.25)
+    torch.testing.assert_close(t.detach(), torch.full((10,), -0.5))   # Adam's first step: lr · sign(grad)
