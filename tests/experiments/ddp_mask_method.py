@@ -61,8 +61,8 @@ class _ActivationMasks(Callback):
 
 
 class ActivationMaskMethod(Method):
-    def __init__(self, name: str = "ddp_mask", finetune: bool = True, density: float = 0.5):
-        super().__init__(name=name, finetune=finetune)
+    def __init__(self, name: str = "ddp_mask", finetune: bool = True, density: float = 0.5, lr: float | None = None):
+        super().__init__(name=name, finetune=finetune, lr=lr)
         self.density = density
 
     def callbacks(self, ctx):
