@@ -308,21 +308,25 @@ def _launch(launch: Launcher, points: list[list[str]], index: StudyIndex) -> Non
         index.refresh()
 
 
-def run_study(spec: StudySpec, launch: Launcher) -> list[dict]:
-    """Launch what the store lacks, stage by stage (dense, LR grid, chosen LRs); returns the LR selection."""
+def run_study(spec: StudySpec, launch: Launcher, only_seeds: Iterable[int] | None = None) -> list[dict]:
+    """Launch what the store lacks, stage by stage (dense, LR grid, chosen LRs); returns the LR selection.
+    ``only_seeds``: launch only these seeds' points (a chunk that fits one machine's session: every arm of a seed
+    then trains from one dense checkpoint; the LR grid runs only in the chunk holding ``select_seed``)."""
     index = StudyIndex(spec, launch.results_dir)
     base = spec.base()
+    seeds = [s for s in spec.seeds if only_seeds is None or s in set(only_seeds)]
+    select = [spec.select_seed] if only_seeds is None or spec.select_seed in set(only_seeds) else []
     if spec.dense:
         dense = [*base, "method=dense", "stages=[pretrain,evaluate]"]
-        _launch(launch, index.missing(dense, spec.seeds), index)
+        _launch(launch, index.missing(dense, seeds), index)
         if spec.plateau_check:
             short = [*dense, f"trainer.pretrain.epochs={plateau_epochs(compose(dense))}"]
-            _launch(launch, index.missing(short, spec.seeds), index)
+            _launch(launch, index.missing(short, seeds), index)
     if spec.lr_grid:
         _launch(launch, [p for cell in spec.cells() for lr in spec.lr_grid
-                         for p in index.missing([*base, *cell, f"method.lr={lr}"], [spec.select_seed])], index)
+                         for p in index.missing([*base, *cell, f"method.lr={lr}"], select)], index)
     elif spec.grid and not spec.lr_from:   # no LR search: every cell at every seed
-        _launch(launch, [p for cell in spec.cells() for p in index.missing([*base, *cell], spec.seeds)], index)
+        _launch(launch, [p for cell in spec.cells() for p in index.missing([*base, *cell], seeds)], index)
     if spec.lr_from:
         source = StudySpec.load(spec.lr_from)
         chosen = selection(source, StudyIndex(source, launch.results_dir), spec.cells())
@@ -341,12 +345,12 @@ def run_study(spec: StudySpec, launch: Launcher) -> list[dict]:
         if row["lr"] is None:
             continue
         cell = [*base, *row["cell"], f"method.lr={row['lr']}"]
-        finals += index.missing(cell, spec.seeds)
+        finals += index.missing(cell, seeds)
         for variant in spec.variants:
             if all(f"{k}={v}" in row["cell"] for k, v in variant["of"].items()):
-                finals += index.missing([*cell, *variant["overrides"]], spec.seeds)
+                finals += index.missing([*cell, *variant["overrides"]], seeds)
     for control in spec.controls:
-        finals += index.missing([*base, *control], spec.seeds)
+        finals += index.missing([*base, *control], seeds)
     _launch(launch, finals, index)
     return chosen
 
@@ -359,13 +363,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2, help="parallel runs (one thread each)")
     ap.add_argument("--dry-run", action="store_true", help="print the sweeps, run nothing")
     ap.add_argument("--log", default=None, help="append the runs' output to this file")
+    ap.add_argument("--seeds", type=int, nargs="+", default=None,
+                    help="run only these seeds' points (a chunk for one session: a seed's arms share the dense model "
+                         "trained on this machine; the LR grid runs with the selection seed's chunk)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     for name in args.names:
         spec = StudySpec.load(name)
         print(f"# study {name} ({spec.experiment})", flush=True)
         chosen = run_study(spec, Launcher(args.results_dir, args.jobs, args.dry_run,
-                                          log_file=Path(args.log) if args.log else None))
+                                          log_file=Path(args.log) if args.log else None), args.seeds)
         for row in chosen:
             if spec.lr_grid and row["lr"] is not None:
                 print(f"  {' '.join(row['cell'])}: lr {row['lr']} (val {row['val_by_lr']})", flush=True)

@@ -72,6 +72,27 @@ def test_a_diverged_lr_is_not_chosen_and_not_launched_again(tmp_path):
     assert choose_lr({0.03: float("-inf"), 0.1: float("-inf")}) is None  # every LR diverged: nothing to choose
 
 
+def test_a_seed_chunk_launches_only_its_seeds_and_the_lr_grid_only_with_the_selection_seed(tmp_path):
+    spec = StudySpec(name="t", experiment="study/h1_lenet300", grid={"method": ["magnitude"], "sparsity.target": [0.5]},
+                     lr_grid=[0.01, 0.03, 0.1], select_seed=0, seeds=[0, 1, 2], plateau_check=False)
+    base, cell = spec.base(), ["method=magnitude", "sparsity.target=0.5"]
+    dense = [*base, "method=dense", "stages=[pretrain,evaluate]"]
+    rec = Recorder(tmp_path)
+    assert run_study(spec, rec, only_seeds=[1])[0]["lr"] is None     # seed 1 alone: no LR grid, so no finals yet
+    assert rec.calls == [[[*dense, "seed=1"]]]
+    rec = Recorder(tmp_path)
+    run_study(spec, rec, only_seeds=[0])
+    assert rec.calls == [[[*dense, "seed=0"]], [[*base, *cell, f"method.lr={lr}", "seed=0"] for lr in (0.01, 0.03, 0.1)]]
+    store = ResultsStore(tmp_path)
+    for lr, val in ((0.01, 80.0), (0.03, 85.0), (0.1, 70.0)):
+        store.append({"run_id": "x", "experiment": "study/h1_lenet300", "status": "ok",
+                      "config": compose([*base, *cell, f"method.lr={lr}", "seed=0"]), "metrics": {"val_acc": val}},
+                     study=True)
+    rec = Recorder(tmp_path)
+    run_study(spec, rec, only_seeds=[2])
+    assert rec.calls == [[[*dense, "seed=2"]], [[*base, *cell, "method.lr=0.03", "seed=2"]]]
+
+
 def test_runner_launches_the_lr_grid_when_selection_runs_are_missing(tmp_path):
     spec = StudySpec(name="t", experiment="study/h1_lenet300", grid={"method": ["magnitude"], "sparsity.target": [0.5]},
                      lr_grid=[0.01, 0.03, 0.1], seeds=[0], dense=False)
