@@ -3,8 +3,8 @@
 ``target_sparsity`` is, for ``target_kind=channels``, the fraction of channels removed from every prunable
 layer (sparsity=75 keeps 25 % width: the "75 % compression stress test"); for ``macs``/``params`` the
 reduction of that cost, reached by bisection on the uniform channel ratio; for ``latency`` the reduction of the
-measured batch-64 latency (deployment form), the same bisection over measured models (with ``round_to=16`` it
-moves over the widths CPU kernels compute in one block).
+measured batch-64 latency (deployment form), the same bisection over measured models (with ``round_to=auto`` it
+moves over the widths this CPU's conv kernels compute in one block: 16 with AVX-512, 8 with AVX2).
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from torch import nn
 
 from experiments import options
 from experiments.errors import ConfigError
+from experiments.measure import channel_block
 from experiments.method import Method
 from experiments.sparsity.removal import channel_ratio_for, remove_channels
 from experiments.sparsity.selection import select_keep
@@ -71,7 +72,7 @@ class StructuredPruning(Method):
                  iterative_steps: int = 1, iterative_finetune_epochs: int = 0,
                  calibration: Calibration | dict | None = None,
                  include_residual: bool = False, ignore: list | None = None, prune_heads: bool = False,
-                 round_to: int = 1, finetune: bool = True, from_scratch: bool = False,
+                 round_to: int | str = 1, finetune: bool = True, from_scratch: bool = False,
                  save_scores: bool = True, signal_batches: int = 0, bn_recalibration_batches: int = 0,
                  seed: int = 0, lr: float | None = None, scratch_epochs: int | None = None):
         super().__init__(name=name, finetune=finetune, lr=lr)
@@ -93,7 +94,7 @@ class StructuredPruning(Method):
         self.iterative_steps, self.iterative_finetune_epochs = int(iterative_steps), int(iterative_finetune_epochs)
         self.calib = options.build(Calibration, plain(calibration), "method.calibration")
         self.include_residual, self.ignore, self.prune_heads = include_residual, list(plain(ignore) or []), prune_heads
-        self.round_to, self.from_scratch = int(round_to), bool(from_scratch)
+        self.round_to, self.from_scratch = channel_block(round_to, "method.round_to"), bool(from_scratch)
         self.do_finetune = self.do_finetune or self.from_scratch   # the from-scratch control always trains
         self.save_scores, self.signal_batches = bool(save_scores), int(signal_batches)
         self.bn_recalibration_batches = int(bn_recalibration_batches)

@@ -115,6 +115,8 @@ def validate(cfg: DictConfig) -> None:
     if device.startswith("cuda"):
         import torch
         _require(torch.cuda.is_available(), f"device={device} but CUDA is not available here; use device=cpu or device=auto")
+    from .measure import channel_block
+    channel_block(_get(cfg, "measure.channel_block", "auto"))
     batches = _get(cfg, "measure.speedup_batches", [])
     _require(all(isinstance(b, int) and b >= 1 for b in batches),
              f"measure.speedup_batches={list(batches)} must be batch sizes >= 1, e.g. [1, 16, 64, 256]")

@@ -25,7 +25,7 @@ from .context import StageContext
 from .data import create_dataset
 from . import distributed
 from .export import export_onnx
-from .measure import count_macs, latency_ms, layer_density, padded_macs, param_counts, speedups
+from .measure import channel_block, count_macs, latency_ms, layer_density, padded_macs, param_counts, speedups
 from .method import Method
 from .errors import CheckpointError, ConfigError, TrainingOutOfMemory, UserError
 from .results import ResultsStore, complete_record
@@ -166,7 +166,7 @@ def stage_evaluate(ctx: StageContext, method: Method) -> None:
     example = ctx.data.example_input(1)
     macs = count_macs(model, example)
     m["macs_dense"], m["macs_effective"] = macs["macs_dense"], macs["macs_effective"]
-    block = int(ctx.cfg.measure.channel_block)
+    m["channel_block"] = block = channel_block(ctx.cfg.measure.channel_block)
     m["macs_padded"] = padded_macs(model, example, block)
     if m.get("dense_macs"):   # what the pruning buys, as ratios to the dense model (> 1: smaller)
         m["mac_reduction"] = m["dense_macs"] / max(m["macs_effective"], 1)
@@ -233,7 +233,7 @@ def measure_dense(ctx: StageContext) -> None:
     ctx.metrics["dense_params"] = counts["params_total"]
     ctx.metrics["dense_macs"] = count_macs(ctx.model, ctx.data.example_input(1))["macs_dense"]
     ctx.metrics["dense_macs_padded"] = padded_macs(ctx.model, ctx.data.example_input(1),
-                                                   int(ctx.cfg.measure.channel_block))
+                                                   channel_block(ctx.cfg.measure.channel_block))
     reps = int(ctx.cfg.measure.latency_repeats)
     if reps > 0 and ctx.cfg.measure.dense_latency:
         ctx.metrics["dense_latency_ms_bs1"] = latency_ms(ctx.model, ctx.data.example_input(1), repeats=reps)

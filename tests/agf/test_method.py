@@ -101,3 +101,12 @@ def test_cost_target_of_the_first_step_is_the_asked_one_under_noisy_measurements
     ctx = SimpleNamespace(model=None, data=SimpleNamespace(example_input=lambda n: None))
     assert method._step_cost_target(ctx, 0.4) == pytest.approx(0.4)
     assert method._step_cost_target(ctx, 0.64) == pytest.approx(1 - 0.36 * 10.0 / 12.5)
+
+
+def test_round_to_auto_is_the_cpu_kernels_channel_block(monkeypatch):
+    import torch
+
+    from agf.method import StructuredPruning
+
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert StructuredPruning(round_to="auto").round_to == 8 and StructuredPruning(round_to=4).round_to == 4

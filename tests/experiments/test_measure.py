@@ -237,3 +237,17 @@ def test_padded_macs_round_each_output_width_up_to_the_block():
 def layer_macs_total(net, x):
     from experiments.measure import layer_macs
     return sum(layer_macs(net, x).values())
+
+
+def test_channel_block_auto_is_the_cpu_kernels_block_and_a_bad_value_names_the_key(monkeypatch):
+    from experiments import measure
+    from experiments.errors import ConfigError
+
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    assert measure.channel_block("auto") == 16 and measure.channel_block(4) == 4
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert measure.channel_block("auto") == 8
+    with pytest.raises(ConfigError, match=r"method.round_to=0: .* or auto \(this CPU's conv kernel block, 8 here\)"):
+        measure.channel_block(0, "method.round_to")
+    with pytest.raises(ConfigError, match="measure.channel_block=blocky"):
+        measure.channel_block("blocky")

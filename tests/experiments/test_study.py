@@ -288,3 +288,19 @@ def test_h2_at_120_epochs_is_its_own_set_of_points_of_the_same_preset():
     assert (a["trainer"]["epochs"], b["trainer"]["epochs"]) == (40, 120)
     assert point_identity(a, point_keys(short)) != point_identity(b, point_keys(short))
     assert point_identity(a, point_keys(long)) != point_identity(b, point_keys(long))
+
+
+@pytest.mark.parametrize("name", ["d1_resnet8", "s1_resnet8"])
+def test_every_point_of_a_study_with_arms_builds_its_method(name):
+    """The runner's dense point and every cell take the preset's keys: a method key in the preset (D1's latency
+    target once was) reaches method=dense too and fails there, so arms carry such keys."""
+    from omegaconf import OmegaConf
+
+    from experiments.pipeline import instantiate_component
+
+    spec = StudySpec.load(name)
+    points = [[*spec.base(), "method=dense", "stages=[pretrain,evaluate]", "seed=0"]]
+    points += [[*spec.base(), *cell, f"method.lr={spec.lr_grid[0]}", "seed=0"] for cell in spec.cells()]
+    for point in points:
+        cfg = OmegaConf.create(compose(point))
+        assert instantiate_component(cfg.method, "method").name == cfg.method.name

@@ -152,28 +152,28 @@ def test_s1_pairs_the_learned_flows_with_agf_at_the_lr_chosen_on_val(tmp_path, s
 
 
 def test_d1_compares_kernel_friendly_widths_with_free_ones_at_the_same_latency(tmp_path):
-    """D1's arms are AGF with round_to=16 and round_to=1 (same scorer): the arm names tell them apart, the claim
+    """D1's arms are AGF with round_to=auto and round_to=1 (same scorer): the arm names tell them apart, the claim
     pairs them by seed, and the table's target column is the latency reduction."""
     from flowprune.reports import study_structured
 
     store = ResultsStore(tmp_path)
     for lr in (0.01, 0.03, 0.1):
-        for round_to, val in ((16, 90.0), (1, 89.0)):
-            r = s1_record("agf", 0.5, lr, 0, val + (lr == 0.03), 91.0 if round_to == 16 else 90.0)
+        for round_to, val in (("auto", 90.0), (1, 89.0)):
+            r = s1_record("agf", 0.5, lr, 0, val + (lr == 0.03), 91.0 if round_to == "auto" else 90.0)
             r["experiment"], r["run_id"] = "study/d1_resnet8", f"d1-{round_to}-{lr}-0"
             r["config"]["method"].update(round_to=round_to, target_kind="latency")
             store.append(r, study=True)
     for seed in (1, 2):
-        for round_to in (16, 1):
-            r = s1_record("agf", 0.5, 0.03, seed, 90.0, (91.0 if round_to == 16 else 90.0) + 0.1 * seed)
+        for round_to in ("auto", 1):
+            r = s1_record("agf", 0.5, 0.03, seed, 90.0, (91.0 if round_to == "auto" else 90.0) + 0.1 * seed)
             r["experiment"], r["run_id"] = "study/d1_resnet8", f"d1-{round_to}-{seed}"
             r["config"]["method"].update(round_to=round_to, target_kind="latency")
             store.append(r, study=True)
     df, spec = study_structured.study_runs(tmp_path, "d1_resnet8")
-    assert set(df["arm"]) == {"agf round_to=16", "agf"}
+    assert set(df["arm"]) == {"agf round_to=auto", "agf"}
     final = study_structured.final_runs(df, spec, arm="arm")
     table = study_structured.cell_table(final, df.iloc[0:0], "D1")
-    assert list(table["arm"]) == ["agf round_to=16", "agf"] and "latency reduction (bs64)" in table
+    assert list(table["arm"]) == ["agf round_to=auto", "agf"] and "latency reduction (bs64)" in table
     (row,) = study_structured.claims(tmp_path)
     assert row["id"] == "D1 50%" and row["delta"].startswith("+1.00") and row["verdict"] == "holds"
 

@@ -1,4 +1,5 @@
 """Physical removal vs zeroing, predicted shapes/MACs, save → reload of pruned ResNet/WRN/ViT."""
+import pytest
 import torch
 from torch import nn
 
@@ -140,8 +141,8 @@ def test_params_target_is_reached_and_counted_like_a_fresh_count():
 
 
 def test_latency_target_bisects_on_the_measured_cost_with_the_final_rounding(monkeypatch):
-    """target_kind=latency: the bisection reads removal.latency_cost (scripted here: padded MACs, a step function
-    of the widths) and rounds widths as the final selection will, so the chosen ratio reaches the target."""
+    """target_kind=latency: the bisection reads removal.latency_reduction (scripted here: padded MACs, a step
+    function of the widths) and rounds widths as the final selection will, so the chosen ratio reaches the target."""
     import copy
 
     import pytest
@@ -154,7 +155,8 @@ def test_latency_target_bisects_on_the_measured_cost_with_the_final_rounding(mon
 
     model = create_model("resnet8", num_classes=10, in_channels=1, image_size=28).eval()
     x = torch.zeros(1, 1, 28, 28)
-    monkeypatch.setattr(removal, "latency_cost", lambda m, ex: float(padded_macs(m, ex[:1], block=8)))
+    monkeypatch.setattr(removal, "latency_reduction",
+                        lambda base, m, ex: 1 - padded_macs(m, ex[:1], block=8) / padded_macs(base, ex[:1], block=8))
     units = find_units(model, x)
     g = torch.Generator().manual_seed(0)
     scores = {u.name: torch.rand(u.num_channels, generator=g) for u in units}
@@ -169,3 +171,18 @@ def test_latency_target_bisects_on_the_measured_cost_with_the_final_rounding(mon
     assert reduction(ratio - 3e-4) < 0.4     # the smallest such ratio, to the bisection's 0.999 / 2^12
     with pytest.raises(ValueError, match="target_kind='watts'"):
         removal.cost(model, x, "watts")
+
+
+def test_latency_reduction_times_both_models_in_alternation_so_a_slow_spell_cancels(monkeypatch):
+    """The machine slows down 3x after the first round (a noisy neighbour): timed in alternation, each model keeps
+    its best median, so the reduction is the true 1 - 2/5; a base timed once before a slow spell would not be."""
+    from experiments import measure
+    from experiments.sparsity import removal
+
+    true_ms = {"base": 5.0, "cand": 2.0}
+    slowdown = iter([1.0, 1.0, 3.0, 3.0, 3.0, 3.0])
+    order = []
+    monkeypatch.setattr(measure, "in_form", lambda m, form, x: (m, x))
+    monkeypatch.setattr(measure, "latency_ms", lambda m, x, repeats: order.append(m) or true_ms[m] * next(slowdown))
+    assert removal.latency_reduction("base", "cand", torch.zeros(1, 1, 4, 4)) == pytest.approx(1 - 2 / 5)
+    assert order == ["base", "cand"] * 3
