@@ -26,7 +26,8 @@ import torch.nn.functional as F
 
 from agf.calibration import Calibrator
 from agf.scorers import create_scorer
-from experiments.measure import FORMS, count_macs, padded_macs, speedups
+from experiments.errors import ConfigError
+from experiments.measure import FORMS, channel_block, count_macs, padded_macs, speedups
 from experiments.models import create_model
 from experiments.sparsity.removal import remove_channels
 from experiments.sparsity.selection import select_keep
@@ -126,14 +127,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batches-timed", dest="speedup_batches", default="1,16,64,256",
                     help="comma-separated batch sizes of the speed-ups")
     ap.add_argument("--forms", default=",".join(FORMS), help=f"comma-separated timing forms of {FORMS}")
-    ap.add_argument("--round-to", type=int, default=1, help="kept widths rounded to a multiple of this")
-    ap.add_argument("--channel-block", type=int, default=16, help="output widths padded to this (padded MACs)")
+    ap.add_argument("--round-to", default="1", help="kept widths rounded to a multiple of this (auto: the CPU "
+                    "conv kernels' channel block)")
+    ap.add_argument("--channel-block", default="auto", help="output widths padded to this (padded MACs; auto: 16 "
+                    "with AVX-512, 8 with AVX2)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
     ap.add_argument("--device", default="cpu")
     add_out(ap, "agf", "json,md")
     args = ap.parse_args(argv)
     args.speedup_batches = [int(b) for b in args.speedup_batches.split(",")]
     args.forms = [f for f in args.forms.split(",") if f]
+    try:
+        args.round_to = channel_block(args.round_to, "--round-to")
+        args.channel_block = channel_block(args.channel_block, "--channel-block")
+    except ConfigError as e:
+        ap.error(str(e))
     if bad := [f for f in args.forms if f not in FORMS]:
         ap.error(f"--forms: {bad} not in {FORMS}")
     if args.threads:
