@@ -126,6 +126,24 @@ def count_macs(model: nn.Module, example_input: torch.Tensor) -> dict:
     return {"macs_dense": int(dense), "macs_effective": int(round(dense - saved)), "layer_macs": per_layer}
 
 
+def device_name(device: torch.device | str = "cpu") -> str:
+    """The machine a measurement ran on, for bench headers: the GPU's name, or the CPU's model, its vector ISA (which
+    sets the conv kernels' channel block) and torch's thread count."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        import platform
+        model = platform.processor() or model
+    return f"{model} ({torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} thread(s))"
+
+
 def kernel_channel_block() -> int:
     """Output channels this CPU's fp32 conv kernels compute in one block (oneDNN's blocked layouts): 16 with
     AVX-512 (nChw16c), 8 otherwise (AVX2's nChw8c). A width off the block costs what the next multiple costs."""

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from agf.calibration import Calibrator
 from agf.scorers import create_scorer
 from experiments.errors import ConfigError
-from experiments.measure import FORMS, channel_block, count_macs, padded_macs, speedups
+from experiments.measure import FORMS, channel_block, count_macs, device_name, padded_macs, speedups
 from experiments.models import create_model
 from experiments.sparsity.removal import remove_channels
 from experiments.sparsity.selection import select_keep
@@ -93,7 +93,7 @@ def bench(args, width: float, device: torch.device) -> dict:
     macs_d = count_macs(model, example)["macs_dense"]
     macs_p = count_macs(pruned, example)["macs_dense"]
     padded = padded_macs(model, example, args.channel_block) / padded_macs(pruned, example, args.channel_block)
-    res = {"model": args.model, "width": width, "device": str(device), "threads": torch.get_num_threads(),
+    res = {"model": args.model, "width": width, "device": device_name(device), "threads": torch.get_num_threads(),
            "T": args.batches, "batch_size": args.batch_size,
            "calibration_s": t_cal, "train_steps_s": t_train, "calibration_over_train": t_cal / t_train,
            "macs_dense": macs_d, "macs_pruned": macs_p, "mac_reduction": macs_d / macs_p,
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
                                    "met" if r["speedup_over_padded_bs64"] >= 0.8
                                    and (r["width"] != 1 or r["speedup_bs64"] >= 2.0) else "NOT met")
             for r in rows if "speedup_bs64" in r]
-    note = (f"flowprune bench agf on {device} (torch {torch.__version__}, {torch.get_num_threads()} thread(s)), "
+    note = (f"flowprune bench agf on {device_name(device)} (torch {torch.__version__}), "
             f"{args.image_size}x{args.image_size}x{args.in_channels}, {args.sparsity:.0%} of internal channels removed "
             f"(AGF scores). Calibration target: calibration_over_train <= 1.3. Speed-ups as a run records them "
             f"(experiments.measure.speedups): each model in its fastest faithful form of {args.forms}, dense and "

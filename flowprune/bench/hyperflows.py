@@ -37,6 +37,7 @@ import time
 import torch
 
 from experiments.models import create_model
+from experiments.measure import device_name
 from experiments.sparsity.clock import StepClock
 from experiments.sparsity.flow_mask import attach_flow_masks
 from experiments.sparsity.mask_updater import MaskUpdater
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     else:
         torch.backends.cudnn.benchmark = True
-    dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    dev_name = device_name(device)
     use_thread = args.clock == "thread" or (args.clock == "auto" and device.type == "cpu" and torch.get_num_threads() == 1)
     clock, clock_name = (time.thread_time, "CPU time of the training thread") if use_thread else \
         (time.perf_counter, "wall clock")

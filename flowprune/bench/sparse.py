@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from experiments.measure import latency_ms
+from experiments.measure import device_name, latency_ms
 from experiments.models import create_model
 from experiments.sparsity.sparse_inference import sparsify, time_linear
 from flowprune.bench import add_out, out_stem
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     wide.columns = [f"bs{b}" for b in wide.columns]
     mwide = pd.DataFrame(models).pivot_table(index="sparsity", columns="batch", values="speedup")
     mwide.columns = [f"bs{b}" for b in mwide.columns]
-    note = (f"flowprune bench sparse (torch {torch.__version__}, {torch.get_num_threads()} thread(s), CPU): speed-up of "
+    note = (f"flowprune bench sparse on {device_name()} (torch {torch.__version__}): speed-up of "
             "CSR over dense (> 1: CSR faster), per Linear layer and sparsity (random unstructured zeros), per batch "
             "size; dense and CSR alternate in one process, best of 3 medians.")
     out = out_stem(args.out, "sparse")

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from experiments.data import create_dataset
+from experiments.measure import device_name
 from experiments.models import create_model
 from experiments.train import Trainer, create_schedule
 from flowprune.bench import add_out, out_stem
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
         trainer.train_epoch(e + 1)
         trainer_times.append(time.perf_counter() - t0)
     loop_s, trainer_s = statistics.median(loop_times), statistics.median(trainer_times)
-    out = {"model": "lenet300", "dataset": "fashion_mnist", "device": "cpu", "threads": args.threads,
+    out = {"model": "lenet300", "dataset": "fashion_mnist", "device": device_name(), "threads": args.threads,
            "epochs": args.epochs, "hand_written_epoch_s": loop_s, "trainer_epoch_s": trainer_s,
            "ratio": trainer_s / loop_s, "loop_times": loop_times, "trainer_times": trainer_times}
     path = out_stem(args.out, "trainer").with_suffix(".json")

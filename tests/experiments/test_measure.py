@@ -251,3 +251,14 @@ def test_channel_block_auto_is_the_cpu_kernels_block_and_a_bad_value_names_the_k
         measure.channel_block(0, "method.round_to")
     with pytest.raises(ConfigError, match="measure.channel_block=blocky"):
         measure.channel_block("blocky")
+
+
+def test_device_name_names_the_cpu_its_isa_and_threads(monkeypatch):
+    from experiments import measure
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    with open("/proc/cpuinfo") as f:
+        model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), None)
+    name = measure.device_name("cpu")
+    assert name.endswith(f"(AVX512, {torch.get_num_threads()} thread(s))")
+    if model:
+        assert name.startswith(model)
