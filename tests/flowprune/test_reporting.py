@@ -135,3 +135,11 @@ def test_hyperflows_table1_places_reported_beside_ours(tmp_path):
     figs = {p.name for p in (tmp_path / "figures").iterdir()}
     assert {"table1_resnet50_cifar_cifar10.png", "table1_resnet50_cifar_cifar10.pdf",
             "table1_lenet300_fashion_mnist.pdf"} <= figs
+
+
+def test_markdown_table_and_empty_table(tmp_path):
+    df = pd.DataFrame({"arm": ["agf", "l1"], "acc": [88.84, float("nan")]})
+    assert reporting.markdown(df).splitlines() == ["| arm | acc |", "|---|---|", "| agf | 88.84 |", "| l1 |  |"]
+    path = reporting.write_table(pd.DataFrame([]), "paired", tmp_path, "Paired by seed.")
+    text = path.read_text()
+    assert "no rows yet" in text and "|" not in text
