@@ -171,7 +171,7 @@ def markdown(df: pd.DataFrame) -> str:
     """A GitHub markdown table (no tabulate dependency); a table without columns (nothing to compare yet, e.g.
     the paired table of a study with one seed) says so in a line instead of an empty table."""
     if len(df.columns) == 0:
-        return "_(no rows yet: the study has fewer records than this table needs)_"
+        return "_(no rows yet: the store has fewer records than this table needs)_"
     def cell(v):
         if isinstance(v, float):
             return "" if v != v else f"{v:.4g}"
