@@ -17,7 +17,7 @@ from torch import nn
 
 from experiments.distributed import all_reduce_
 from experiments.errors import ConfigError
-from experiments.sparsity.masks import keep_top, original_weights
+from experiments.sparsity.masks import original_weights
 
 from .masked_method import MaskedMethod
 
@@ -70,6 +70,8 @@ def class_balanced_sample(batches, num_classes: int, per_class: int) -> tuple[to
 class GraSP(MaskedMethod):
     """``method=grasp``: gradient-signal-preservation pruning at initialisation, then training from scratch."""
 
+    one_shot = True
+
     def __init__(self, name: str, target_sparsity: float, samples_per_class: int = 10, temperature: float = 200.0,
                  batch_size: int = 128, from_scratch: bool = True, **recipe):
         super().__init__(name=name, target_sparsity=target_sparsity, from_scratch=from_scratch, **recipe)
@@ -88,4 +90,4 @@ class GraSP(MaskedMethod):
         scores = grasp_scores(probe, x, y, self.temperature)
         scores = {n: all_reduce_(s, "mean") for n, s in scores.items()}
         ctx.metrics["grasp_samples"] = int(y.numel())
-        return keep_top({n: -s for n, s in scores.items()}, 1.0 - self.target_sparsity)  # drop the highest
+        return self.keep({n: -s for n, s in scores.items()}, ctx)  # drop the highest

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from experiments.sparsity.masks import global_magnitude_masks, original_weights
+from experiments.sparsity.masks import original_weights
 
 from .masked_method import MaskedMethod
 
@@ -14,7 +14,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class OneShotMagnitude(MaskedMethod):
-    """Keep the (1 − S)·N largest |w| over all Conv2d/Linear weights (global ranking); no rules."""
+    """Keep the (1 − S)·N largest |w| over all Conv2d/Linear weights (global ranking), or the N largest of every M
+    (``method.pattern``); no rules."""
+
+    one_shot = True
 
     def initial_masks(self, ctx: "StageContext") -> dict[str, torch.Tensor]:
-        return global_magnitude_masks(dict(original_weights(ctx.model)), 1.0 - self.target_sparsity)
+        return self.keep({n: w.detach().abs() for n, w in original_weights(ctx.model).items()}, ctx)

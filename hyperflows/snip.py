@@ -17,7 +17,7 @@ from torch import nn
 
 from experiments.distributed import all_reduce_
 from experiments.errors import ConfigError
-from experiments.sparsity.masks import keep_top, original_weights
+from experiments.sparsity.masks import original_weights
 
 from .masked_method import MaskedMethod
 
@@ -49,6 +49,8 @@ def snip_scores(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Te
 class SNIP(MaskedMethod):
     """``method=snip``: prune at initialisation by |g ⊙ w|, then train the sparse net."""
 
+    one_shot = True
+
     def __init__(self, name: str, target_sparsity: float, batches: int = 1, batch_size: int = 128,
                  from_scratch: bool = True, **recipe):
         super().__init__(name=name, target_sparsity=target_sparsity, from_scratch=from_scratch, **recipe)
@@ -70,4 +72,4 @@ class SNIP(MaskedMethod):
         scores = snip_scores(probe, self.scoring_batches(ctx))
         scores = {n: all_reduce_(s, "mean") for n, s in scores.items()}
         ctx.metrics["snip_batches"] = self.batches
-        return keep_top(scores, 1.0 - self.target_sparsity)
+        return self.keep(scores, ctx)
