@@ -12,7 +12,7 @@ import sys
 
 import pandas as pd
 
-from flowprune.reports import study, study_agf, study_routing, study_selection, study_structured
+from flowprune.reports import study, study_agf, study_pattern, study_routing, study_selection, study_structured
 from flowprune.reports.common import out_dir, report_parser, write_table
 
 COLUMNS = ["id", "paper", "setting", "ours", "delta", "verdict", "command"]
@@ -31,12 +31,14 @@ PLANNED = {
     "A5": "selection stability and signal compression",
     "S1": "ours: learned channel flows (structured Hyperflows) >= AGF at equal MACs",
     "S1-vit": "ours: learned MLP-neuron flows (structured Hyperflows) >= AGF at equal MACs on vit_micro",
+    "N1": "ours: an N:M mask costs accuracy against an unstructured mask of the same sparsity",
 }
 
 
 def build(results_dir) -> pd.DataFrame:
     rows = (study.claims(results_dir) + study_agf.claims(results_dir) + study_routing.claims(results_dir)
-            + study_selection.claims(results_dir) + study_structured.claims(results_dir))
+            + study_selection.claims(results_dir) + study_structured.claims(results_dir)
+            + study_pattern.claims(results_dir))
     have = {r["id"].split()[0] for r in rows}
     for cid, what in PLANNED.items():
         if cid not in have:

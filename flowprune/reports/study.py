@@ -4,7 +4,7 @@
     -> <out>/tables/study_h1_<model>.{md,csv,tex}, study_h1_<model>_paired.*, study_h1_<model>_controller.*,
        and the AGF studies' tables (:mod:`flowprune.reports.study_agf`), study S1's
        (:mod:`flowprune.reports.study_structured`), the dense models' convergence (:mod:`flowprune.reports.study_dense`),
-       H2's settling in time (:mod:`flowprune.reports.study_h2`)
+       H2's settling in time (:mod:`flowprune.reports.study_h2`), N1's N:M masks (:mod:`flowprune.reports.study_pattern`)
 
 Reads the study's records (``results/store/study__h1_*.jsonl``) and applies the protocol of
 ``experiments/study.py``: each (model, method, sparsity) cell's LR is the one with the best final-epoch
@@ -314,7 +314,7 @@ def claims(results_dir) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     from flowprune.reports import (  # they build on this module's protocol helpers
-        study_agf, study_dense, study_h2, study_routing, study_selection, study_structured)
+        study_agf, study_dense, study_h2, study_pattern, study_routing, study_selection, study_structured)
 
     ap = report_parser(__doc__, experiment="", wandb=False)
     args = ap.parse_args(argv)
@@ -336,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     study_structured.write_tables(args.results_dir, tables, out_dir(args, "figures"))
     study_dense.write_tables(args.results_dir, tables, out_dir(args, "figures"))
     study_h2.write_tables(args.results_dir, tables, out_dir(args, "figures"))
+    study_pattern.write_tables(args.results_dir, tables)
     return 0
 
 

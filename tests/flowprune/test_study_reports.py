@@ -375,3 +375,46 @@ def test_h2_settling_table_tells_a_power_law_in_time_from_a_settled_density(tmp_
     study_h2.write_tables(tmp_path, tmp_path / "tables", tmp_path / "figures")
     assert (tmp_path / "tables" / "study_h2_settling.md").exists()
     assert (tmp_path / "figures" / "study_h2_density_in_time.png").exists()
+
+
+def n1_record(target, pattern, lr, seed, val, test):
+    method = {"name": "magnitude", "lr": lr, "target_sparsity": target, "pattern": pattern}
+    return {"run_id": f"n1-{target}-{pattern}-{lr}-{seed}", "experiment": "study/n1_lenet300", "status": "ok",
+            "seed": seed, "config": {"method": method, "model": {"name": "lenet300"}, "dataset": {"name": "fashion_mnist"},
+                                     "sparsity": {"target": target}, "trainer": {"pretrain": {"epochs": 40}},
+                                     "stages": []},
+            "metrics": {"val_acc": val, "test_acc": test, "test_acc_best": test, "sparsity": target,
+                        "acc_after_prune": test - (5.0 if pattern else 1.0), "dense_test_acc": 90.0 + seed}}
+
+
+def test_n1_pairs_each_pattern_with_the_unstructured_mask_of_its_sparsity(tmp_path):
+    """Each arm's LR is chosen on val; 2:4 is paired with unstructured at 50 %, 1:4 with unstructured at 75 %; the
+    claim (the pattern costs accuracy, Δ < 0) and its interval match a t-interval computed with scipy."""
+    from scipy import stats
+
+    from flowprune.reports import claims, study_pattern
+
+    store = ResultsStore(tmp_path)
+    plain = {0: [89.0, 89.3, 89.1], 1: [88.0, 88.4, 88.1]}           # per target index, seeds 0..2
+    nm = {0: [88.9, 89.3, 89.2], 1: [87.0, 87.1, 87.3]}
+    for i, (target, pattern) in enumerate(((0.5, "2:4"), (0.75, "1:4"))):
+        for lr in (0.003, 0.01, 0.03):   # unstructured: 0.01 wins on val, the pattern arm: 0.03
+            store.append(n1_record(target, None, lr, 0, 85.0 + (lr == 0.01), plain[i][0] if lr == 0.01 else 80.0),
+                         study=True)
+            store.append(n1_record(target, pattern, lr, 0, 85.0 + (lr == 0.03), nm[i][0] if lr == 0.03 else 99.0),
+                         study=True)
+        for seed in (1, 2):
+            store.append(n1_record(target, None, 0.01, seed, 86.0, plain[i][seed]), study=True)
+            store.append(n1_record(target, pattern, 0.03, seed, 86.0, nm[i][seed]), study=True)
+    df, spec = study_pattern.study_runs(tmp_path, "n1_lenet300")
+    final = study_pattern.final_runs(df[df["arm"] != "dense"], spec, arm="arm")
+    assert dict(zip(final["arm"], final["lr"])) == {"magnitude": 0.01, "magnitude 2:4": 0.03, "magnitude 1:4": 0.03}
+    table = study_pattern.cell_table(final, df.iloc[0:0])
+    assert list(table["arm"]) == ["magnitude", "magnitude 2:4", "magnitude", "magnitude 1:4"]
+    rows = {r["id"]: r for r in study_pattern.claims(tmp_path)}
+    assert set(rows) == {"N1 2:4", "N1 1:4"} and {"N1 2:4", "N1 1:4"} <= set(claims.build(tmp_path)["claim"])
+    for i, key, verdict in ((0, "N1 2:4", "inconclusive"), (1, "N1 1:4", "holds")):
+        d = np.array(nm[i]) - np.array(plain[i])
+        half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+        assert rows[key]["delta"].startswith(f"{d.mean():+.2f} [{d.mean() - half:+.2f}, {d.mean() + half:+.2f}]")
+        assert rows[key]["verdict"] == verdict
