@@ -377,13 +377,14 @@ def test_h2_settling_table_tells_a_power_law_in_time_from_a_settled_density(tmp_
     assert (tmp_path / "figures" / "study_h2_density_in_time.png").exists()
 
 
-def n1_record(target, pattern, lr, seed, val, test):
+def n1_record(target, pattern, lr, seed, val, test, sparsity=None):
     method = {"name": "magnitude", "lr": lr, "target_sparsity": target, "pattern": pattern}
     return {"run_id": f"n1-{target}-{pattern}-{lr}-{seed}", "experiment": "study/n1_lenet300", "status": "ok",
             "seed": seed, "config": {"method": method, "model": {"name": "lenet300"}, "dataset": {"name": "fashion_mnist"},
                                      "sparsity": {"target": target}, "trainer": {"pretrain": {"epochs": 40}},
                                      "stages": []},
-            "metrics": {"val_acc": val, "test_acc": test, "test_acc_best": test, "sparsity": target,
+            "metrics": {"val_acc": val, "test_acc": test, "test_acc_best": test,
+                        "sparsity": target if sparsity is None else sparsity,
                         "acc_after_prune": test - (5.0 if pattern else 1.0), "dense_test_acc": 90.0 + seed}}
 
 
@@ -418,3 +419,16 @@ def test_n1_pairs_each_pattern_with_the_unstructured_mask_of_its_sparsity(tmp_pa
         half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
         assert rows[key]["delta"].startswith(f"{d.mean():+.2f} [{d.mean() - half:+.2f}, {d.mean() + half:+.2f}]")
         assert rows[key]["verdict"] == verdict
+
+
+def test_n1_gives_no_verdict_where_the_pattern_arm_delivered_another_sparsity(tmp_path):
+    """1:8 on LeNet-300 leaves the 300- and 100-input layers dense (0.773 instead of 0.875): not equal sparsity."""
+    from flowprune.reports import study_pattern
+
+    store = ResultsStore(tmp_path)
+    for seed in (0, 1, 2):
+        for lr in (0.003, 0.01, 0.03) if seed == 0 else (0.01,):
+            store.append(n1_record(0.875, None, lr, seed, 85.0 + (lr == 0.01), 89.0 + 0.1 * seed), study=True)
+            store.append(n1_record(0.875, "1:8", lr, seed, 85.0 + (lr == 0.01), 88.0, sparsity=0.7731), study=True)
+    (row,) = study_pattern.claims(tmp_path)
+    assert row["verdict"].startswith("no verdict: sparsity delivered 0.773 vs 0.875")
