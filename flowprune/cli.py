@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ("claims", "study", "table1", "power_law", "agf_stress", "agf_phase", "agf_selection", "agf_signal",
            "agf_vit", "routing")
 #: ``flowprune bench <name>``: modules of flowprune.bench
-BENCHES = ("agf", "gpu", "hyperflows", "sparse", "trainer")
+BENCHES = ("agf", "gpu", "hyperflows", "semi", "sparse", "trainer")
 
 USAGE = f"""usage: flowprune <command> [args]
 

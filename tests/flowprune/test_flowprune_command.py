@@ -38,6 +38,17 @@ def test_every_listed_report_and_bench_is_a_module_with_main():
             assert callable(importlib.import_module(f"{package}.{name}").main), f"{package}.{name}"
 
 
+def test_the_2_4_bench_on_a_machine_without_a_capable_gpu_is_one_error_line():
+    import torch
+
+    from flowprune.bench import semi
+
+    if torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8:
+        pytest.skip("a GPU with sparse tensor cores is here: the bench would run")
+    with pytest.raises(SystemExit, match=r"^error: flowprune bench semi needs a CUDA GPU .*flowprune bench sparse$"):
+        semi.main([])
+
+
 def test_table_writes_under_out_tables_like_the_module(tmp_path):
     store = ResultsStore(tmp_path)
     for i, (m, acc) in enumerate([("magnitude", 88.0), ("magnitude", 90.0), ("gmp", 89.0)]):
