@@ -1,6 +1,6 @@
 """Study N1 (ours): N:M masks (``method.pattern``) against unstructured masks of the same sparsity.
 
-    flowprune report study   -> <out>/tables/study_n1_lenet300.*, study_n1_lenet300_paired.*
+    flowprune report study   -> <out>/tables/study_<study>.*, study_<study>_paired.*   (n1_lenet300, n1_resnet8)
 
 Same protocol as :mod:`flowprune.reports.study`: each (sparsity, arm) cell's LR is chosen on validation at the
 selection seed; the headline is the final-epoch test accuracy at that LR over every seed; the N:M arm and the
@@ -14,7 +14,12 @@ import pandas as pd
 from flowprune.reports.common import fmt_mean_std, write_table
 from flowprune.reports.study import TOLERANCE, final_runs, load_study, paired_cells, protocol_note, recorded
 
-STUDIES = {"N1": "n1_lenet300"}
+STUDIES = {"N1": "n1_lenet300", "N1-resnet8": "n1_resnet8"}
+#: the proxy of each study, for its claims rows
+SETTINGS = {"N1": "Fashion-MNIST LeNet-300, one-shot magnitude at {target:.1%}, 15 ep. fine-tuning from the same dense "
+                  "model, LR on val",
+            "N1-resnet8": "Fashion-MNIST ResNet-8 (every conv/linear weight; 2:4 along input channels), one-shot "
+                          "magnitude at {target:.1%}, 5 ep. fine-tuning from the same dense model, LR on val"}
 ARM = "arm"
 #: the claim's direction: the N:M arm is claimed to lose accuracy (Δ = N:M − unstructured < 0)
 DIRECTION = -1
@@ -101,8 +106,7 @@ def claims(results_dir) -> list[dict]:
             out.append({"id": f"{key} {pattern}",
                         "paper": "ours (no paper): an N:M mask (GPU sparse kernels' pattern) costs accuracy against an "
                                  "unstructured mask of the same sparsity",
-                        "setting": f"Fashion-MNIST LeNet-300, one-shot magnitude at {target:.1%}, 15 ep. fine-tuning "
-                                   "from the same dense model, LR on val",
+                        "setting": SETTINGS[key].format(target=target),
                         "ours": f"{pattern} {p['a_mean']:.2f} vs unstructured {p['b_mean']:.2f}",
                         "delta": p["delta"].text(), "verdict": p["verdict"],
                         "command": f"python -m experiments.study {study} && flowprune report claims"})
