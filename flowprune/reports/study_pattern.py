@@ -64,7 +64,7 @@ def cell_table(final: pd.DataFrame, dense: pd.DataFrame) -> pd.DataFrame:
 
 
 def pairs(final: pd.DataFrame):
-    """(target, N:M arm, unstructured arm, paired result) for every sparsity that has both arms. Where the two arms
+    """(target, pattern, N:M arm, unstructured arm, paired result) for every sparsity that has both arms. Where the two arms
     delivered different sparsities (a model whose layers cannot all carry the pattern keeps those dense), the
     comparison is not at equal sparsity: no verdict."""
     for target, sub in sorted(final.groupby("target"), key=lambda kv: float(kv[0])):
@@ -78,13 +78,13 @@ def pairs(final: pd.DataFrame):
             if abs(got - asked) > TOLERANCE:
                 p = {**p, "verdict": f"no verdict: sparsity delivered {got:.3f} vs {asked:.3f} (layers whose input "
                                      "size is not a multiple of M stay dense)"}
-            yield float(target), arm, base[ARM].iloc[0], p
+            yield float(target), g["pattern"].iloc[0], arm, base[ARM].iloc[0], p
 
 
 def paired_table(final: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame([{"sparsity": f"{t:.1%}", "A": a, "B": b, "seeds": p["seeds"],
                           "A − B (95% CI, pairs with A < B)": p["delta"].text(), "verdict (A < B: the pattern costs accuracy)":
-                          p["verdict"]} for t, a, b, p in pairs(final)])
+                          p["verdict"]} for t, _, a, b, p in pairs(final)])
 
 
 def write_tables(results_dir, tables) -> None:
@@ -101,8 +101,7 @@ def claims(results_dir) -> list[dict]:
     out = []
     for key, study, df, spec in recorded(results_dir, STUDIES, study_runs):
         final = final_runs(df[df[ARM] != "dense"], spec, arm=ARM)
-        for target, a, b, p in pairs(final):
-            pattern = a.split(" ", 1)[1]
+        for target, pattern, _, _, p in pairs(final):
             out.append({"id": f"{key} {pattern}",
                         "paper": "ours (no paper): an N:M mask (GPU sparse kernels' pattern) costs accuracy against an "
                                  "unstructured mask of the same sparsity",
