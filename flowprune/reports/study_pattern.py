@@ -64,9 +64,9 @@ def cell_table(final: pd.DataFrame, dense: pd.DataFrame) -> pd.DataFrame:
 
 
 def pairs(final: pd.DataFrame):
-    """(target, pattern, N:M arm, unstructured arm, paired result) for every sparsity that has both arms. Where the two arms
-    delivered different sparsities (a model whose layers cannot all carry the pattern keeps those dense), the
-    comparison is not at equal sparsity: no verdict."""
+    """(target, pattern, N:M arm, unstructured arm, paired result) for every sparsity that has both arms. Where the
+    two arms delivered different sparsities (a model whose layers cannot all carry the pattern keeps those dense),
+    the comparison is not at equal sparsity: no verdict."""
     for target, sub in sorted(final.groupby("target"), key=lambda kv: float(kv[0])):
         plain = sub[sub["pattern"].isna()]
         for arm, g in sub[sub["pattern"].notna()].groupby(ARM):
