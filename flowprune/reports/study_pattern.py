@@ -83,8 +83,9 @@ def pairs(final: pd.DataFrame):
 
 def paired_table(final: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame([{"sparsity": f"{t:.1%}", "A": a, "B": b, "seeds": p["seeds"],
-                          "A − B (95% CI, pairs with A < B)": p["delta"].text(), "verdict (A < B: the pattern costs accuracy)":
-                          p["verdict"]} for t, _, a, b, p in pairs(final)])
+                          "A − B (95% CI, pairs with A < B)": p["delta"].text(),
+                          "verdict (A < B: the pattern costs accuracy)": p["verdict"]}
+                         for t, _, a, b, p in pairs(final)])
 
 
 def write_tables(results_dir, tables) -> None:
@@ -92,8 +93,8 @@ def write_tables(results_dir, tables) -> None:
         final = final_runs(df[df[ARM] != "dense"], spec, arm=ARM)
         write_table(cell_table(final, df[df[ARM] == "dense"]), f"study_{study}", tables, protocol_note(study, spec))
         write_table(paired_table(final), f"study_{study}_paired", tables,
-                    "Paired by seed (same dense checkpoint): mean difference of final test accuracy, N:M − unstructured, "
-                    "95 % t-interval, and the pairs on the claimed side (N:M below unstructured).")
+                    "Paired by seed (same dense checkpoint): mean difference of final test accuracy, "
+                    "N:M − unstructured, 95 % t-interval, and the pairs on the claimed side (N:M below unstructured).")
 
 
 def claims(results_dir) -> list[dict]:
